@@ -1,0 +1,34 @@
+"""Export formats: one module per layout of ``spec/export-datasets.txt``.
+
+``FORMATS`` maps the format's name (the CLI and HTTP value) to its class.
+Adding a format is adding one module and one line here.
+"""
+
+from __future__ import annotations
+
+from engine.errors import InvalidInput, choices_hint
+from formats.base import Entry, ExportContext, ExportItem, Format
+from formats.csv import CsvFormat
+from formats.folders import FoldersFormat
+from formats.spacy_ner import SpacyNerFormat
+from formats.yolo import YoloFormat
+
+__all__ = ["FORMATS", "Entry", "ExportContext", "ExportItem", "Format", "get_format"]
+
+FORMATS: dict[str, type[Format]] = {
+    FoldersFormat.name: FoldersFormat,
+    YoloFormat.name: YoloFormat,
+    CsvFormat.name: CsvFormat,
+    SpacyNerFormat.name: SpacyNerFormat,
+}
+
+
+def get_format(name: str) -> type[Format]:
+    """The format class for ``name`` (case-insensitive; ``_`` may stand for ``-``)."""
+    key = name.strip().lower().replace("_", "-")
+    try:
+        return FORMATS[key]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown export format {name!r}; valid formats: {choices_hint(FORMATS)}"
+        ) from None

@@ -1,0 +1,143 @@
+"""What every export format is handed and what it hands back.
+
+A format is pure layout code: it never opens a file, a socket or an event
+loop. The engine gives it an :class:`ExportContext` (the version's metadata
+plus two services, ``names`` for unique archive paths and ``spool`` for data
+gathered across items), then calls :meth:`Format.entries` once per item
+occurrence, in the source's stable order (split, then item id), and
+:meth:`Format.finish` once at the end. Each call returns the ZIP entries to
+write, in order.
+
+An item that belongs to two splits occurs twice, once per split, each time
+with that split's annotations; an item in no split occurs once with
+``split=None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
+
+import msgspec
+
+from engine.model import Dataset, DatasetSplit, DatasetVersion, Label
+
+__all__ = [
+    "Blob",
+    "Content",
+    "Entry",
+    "ExportAnnotation",
+    "ExportContext",
+    "ExportItem",
+    "Format",
+    "NameClaims",
+    "Spool",
+]
+
+
+@runtime_checkable
+class Blob(Protocol):
+    """Content too large to hold in memory: re-readable, with a known size.
+
+    ``crc32`` is the CRC-32 of the bytes when already known (the store records
+    it at ingest), else None and the zip writer computes it while streaming.
+    """
+
+    size: int
+    crc32: int | None
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the content from the start; may be called more than once."""
+        ...
+
+
+Content = bytes | Blob
+"""An entry's payload: small content as bytes, large content as a Blob."""
+
+
+class Entry(NamedTuple):
+    """One file in the archive: its path (``/``-separated) and payload."""
+
+    path: str
+    data: Content
+
+
+class ExportAnnotation(msgspec.Struct, frozen=True):
+    """An annotation of one item occurrence, its label already resolved."""
+
+    label: Label
+    coordinates: str = ""
+
+
+class ExportItem(msgspec.Struct):
+    """One occurrence of an item in one split, with its content if fetched.
+
+    ``content`` is None for items that have no blob (text, tabular and NER
+    items carry their data in ``text``) and when the format does not need it.
+    """
+
+    id: str
+    name: str
+    extension: str
+    text: str
+    split: DatasetSplit | None
+    annotations: list[ExportAnnotation]
+    content: Content | None = None
+
+
+class NameClaims(Protocol):
+    """Remembers which archive paths are taken, in bounded memory."""
+
+    def claim(self, key: str) -> bool:
+        """Take ``key``; True if it was free, False if already taken."""
+        ...
+
+
+class Spool(Protocol):
+    """A write-once buffer outside RAM for data gathered across items."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> Blob:
+        """Finish writing and return the spooled bytes as a Blob."""
+        ...
+
+
+class ExportContext(msgspec.Struct, kw_only=True):
+    """The version being exported, as far as a format needs to know it.
+
+    ``labels`` are in export order (``index``, then creation) and each has a
+    ``#rrggbb`` colour; ``splits`` are the splits being exported, in order
+    (only the chosen one when the export is limited to a split).
+    """
+
+    dataset: Dataset
+    version: DatasetVersion
+    labels: list[Label]
+    splits: list[DatasetSplit]
+    names: NameClaims
+    spool: Callable[[], Spool]
+
+
+class Format(Protocol):
+    """The surface every module in ``formats/`` offers through one class."""
+
+    #: The registry key and the HTTP/CLI value, e.g. ``"spacy-ner"``.
+    name: ClassVar[str]
+    #: Dataset content types (``engine.model.ContentType`` values) it exports.
+    content_types: ClassVar[frozenset[str]]
+
+    def __init__(self, ctx: ExportContext) -> None: ...
+
+    @classmethod
+    def needs_content(cls, dataset: Dataset) -> bool:
+        """Whether items' blobs must be fetched (False: ``text`` suffices)."""
+        ...
+
+    def entries(self, item: ExportItem) -> Iterable[Entry]:
+        """The entries one item occurrence contributes, written in order."""
+        ...
+
+    def finish(self) -> Iterable[Entry]:
+        """Entries written after every item: lists, configs, spooled bodies."""
+        ...

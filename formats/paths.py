@@ -1,0 +1,117 @@
+"""Safe, unique, deterministic archive paths.
+
+Every path component that comes from user data (item names, extensions,
+label and split names) goes through :func:`safe_component`:
+
+* ``/`` and ``\\`` become ``_`` so a name can never add a folder level;
+* NUL, other control characters and the characters Windows forbids in file
+  names (``<>:"|?*``) become ``_``;
+* Unicode is NFC-normalised; leading/trailing spaces and trailing dots are
+  stripped (Windows drops them silently, which would merge names);
+* ``.``, ``..`` and names that end up empty become ``_``;
+* a component is cut to at most 200 UTF-8 bytes, keeping its extension.
+
+Uniqueness: :class:`UniquePaths` claims each full path case-insensitively
+(``Cat.jpg`` and ``cat.jpg`` would overwrite each other on macOS and Windows
+when extracted). When a path is taken, the item id is added to the stem,
+``cat1.jpg`` -> ``cat1~<item_id>.jpg``, then a counter if even that is
+taken. Items arrive in a stable order, so the first one keeps the plain name
+and the result is the same on every run.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from formats.base import NameClaims
+
+__all__ = ["InMemoryClaims", "UniquePaths", "file_name", "safe_component", "split_ext"]
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
+_MAX_COMPONENT_BYTES = 200
+
+
+def safe_component(text: str, fallback: str = "_") -> str:
+    """Make ``text`` one safe path component (see the module docstring)."""
+    if text.isascii() and text.isprintable() and not _UNSAFE.search(text):
+        cleaned = text  # fast path: the common, already-clean name
+    else:
+        cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text))
+    cleaned = cleaned.strip(" ").rstrip(". ")
+    if cleaned in ("", ".", ".."):
+        cleaned = fallback
+    if len(cleaned) > _MAX_COMPONENT_BYTES // 4:
+        cleaned = _clip(cleaned)
+    return cleaned
+
+
+def _clip(component: str) -> str:
+    """Cut a component to the byte limit, keeping a short extension."""
+    if len(component.encode("utf-8")) <= _MAX_COMPONENT_BYTES:
+        return component
+    stem, dot, ext = component.rpartition(".")
+    if not dot or len(ext) > 16:
+        stem, ext = component, ""
+    room = _MAX_COMPONENT_BYTES - len(ext.encode("utf-8")) - (1 if ext else 0)
+    stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{stem}.{ext}" if ext else stem
+
+
+def split_ext(path: str) -> tuple[str, str]:
+    """``"a/b.jpg"`` -> ``("a/b", ".jpg")``; no suffix -> ``(path, "")``."""
+    slash = path.rfind("/")
+    dot = path.rfind(".")
+    if dot <= slash + 1:
+        return path, ""
+    return path[:dot], path[dot:]
+
+
+def file_name(name: str, item_id: str, extension: str) -> str:
+    """The spec's file name: ``name`` + ``.`` + ``extension``, or the id.
+
+    The name falls back to the item id when empty. A name that already ends
+    in ``.<extension>`` (an original file name such as ``cat1.jpg``) does not
+    get the extension twice; no extension means no dot.
+    """
+    base = safe_component(name or item_id, fallback=safe_component(item_id))
+    ext = safe_component(extension.lstrip("."), fallback="") if extension else ""
+    if not ext or base.lower().endswith("." + ext.lower()):
+        return base
+    return _clip(f"{base}.{ext}")
+
+
+class InMemoryClaims:
+    """A set of taken keys: fine for tests and small exports.
+
+    The engine supplies a spilling implementation for large ones.
+    """
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def claim(self, key: str) -> bool:
+        if key in self._taken:
+            return False
+        self._taken.add(key)
+        return True
+
+
+class UniquePaths:
+    """Hands out archive paths that are unique, case-insensitively."""
+
+    def __init__(self, claims: NameClaims) -> None:
+        self._claims = claims
+
+    def unique(self, path: str, item_id: str) -> str:
+        """``path`` if free, else ``stem~<item_id>.ext`` (then ``~2``, ...)."""
+        if self._claims.claim(path.casefold()):
+            return path
+        stem, ext = split_ext(path)
+        tag = safe_component(item_id)
+        candidate = f"{stem}~{tag}{ext}"
+        counter = 2
+        while not self._claims.claim(candidate.casefold()):
+            candidate = f"{stem}~{tag}~{counter}{ext}"
+            counter += 1
+        return candidate
