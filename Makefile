@@ -1,0 +1,40 @@
+# Set-up and everyday commands. Everything installs into ./.venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STORE  ?= dsexport-data
+OUT    ?= out
+ITEMS  ?= 40
+
+.PHONY: run test test-scale install install-test clean
+
+$(BIN)/dsexport: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+install: $(BIN)/dsexport
+
+$(VENV)/.test-deps: $(BIN)/dsexport
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install-test: $(VENV)/.test-deps
+
+## run: create a demo store and export every demo dataset into ./out
+run: install
+	rm -rf $(STORE) $(OUT)
+	$(BIN)/dsexport demo --store $(STORE) --items $(ITEMS)
+	$(BIN)/dsexport export-all --store $(STORE) --out $(OUT)
+
+## test: the default (fast) test suite
+test: install-test
+	$(BIN)/python -m pytest
+
+## test-scale: exports of hundreds of thousands of entries (slow)
+test-scale: install-test
+	$(BIN)/python -m pytest -m scale
+
+clean:
+	rm -rf $(VENV) $(STORE) $(OUT) .pytest_cache

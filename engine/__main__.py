@@ -1,0 +1,5 @@
+"""``python -m engine`` starts the CLI."""
+
+from engine.cli import main
+
+main()

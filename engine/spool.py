@@ -1,0 +1,107 @@
+"""Bounded-memory services the engine lends to formats.
+
+* :class:`FileSpool` keeps data a format gathers across items (a CSV body,
+  a per-split JSON array, a YOLO list file) in a temporary file, and hands
+  it back as a Blob whose size and CRC-32 were computed while writing.
+* :class:`SpillingClaims` remembers which archive paths are taken: in a set
+  while the export is small, in a temporary SQLite table once it is not, so
+  a 5-million-item export does not hold 5 million names in RAM.
+
+Both clean up after themselves: temporary files are deleted on close, even
+when the export fails.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+import zlib
+from collections.abc import Iterator
+from typing import BinaryIO
+
+__all__ = ["FileSpool", "SpillingClaims", "SpooledBlob"]
+
+_CHUNK = 1 << 20
+
+
+class SpooledBlob:
+    """The finished content of a FileSpool; readable any number of times."""
+
+    def __init__(self, file: BinaryIO, size: int, crc: int) -> None:
+        self._file = file
+        self.size = size
+        self.crc32: int | None = crc
+
+    def chunks(self) -> Iterator[bytes]:
+        self._file.seek(0)
+        while chunk := self._file.read(_CHUNK):
+            yield chunk
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class FileSpool:
+    """A write-once temporary file that tracks its size and CRC-32."""
+
+    def __init__(self, directory: str | None = None) -> None:
+        self._file: BinaryIO = tempfile.TemporaryFile(prefix="dsexport-spool-", dir=directory)
+        self._size = 0
+        self._crc = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._size += len(data)
+        self._crc = zlib.crc32(data, self._crc)
+
+    def close(self) -> SpooledBlob:
+        self._file.flush()
+        return SpooledBlob(self._file, self._size, self._crc)
+
+    def discard(self) -> None:
+        self._file.close()
+
+
+class SpillingClaims:
+    """A set of taken keys that moves to a temporary SQLite table when large.
+
+    Exact, not probabilistic: a false "taken" would rename a file, so a
+    hash-based filter would make the archive depend on luck.
+    """
+
+    def __init__(self, memory_limit: int = 100_000, directory: str | None = None) -> None:
+        self._memory: set[str] | None = set()
+        self._limit = memory_limit
+        self._directory = directory
+        self._db: sqlite3.Connection | None = None
+
+    def claim(self, key: str) -> bool:
+        memory = self._memory
+        if memory is not None:
+            if key in memory:
+                return False
+            memory.add(key)
+            if len(memory) > self._limit:
+                self._spill()
+            return True
+        assert self._db is not None
+        return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?)", (key,)).rowcount == 1
+
+    def _spill(self) -> None:
+        """Move the in-memory keys to a temporary on-disk table."""
+        self._tmp = tempfile.NamedTemporaryFile(prefix="dsexport-names-", suffix=".sqlite3", dir=self._directory)
+        db = sqlite3.connect(self._tmp.name, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=OFF")
+        db.execute("PRAGMA synchronous=OFF")
+        db.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache, then disk
+        db.execute("CREATE TABLE taken (key TEXT PRIMARY KEY) WITHOUT ROWID")
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO taken VALUES (?)", ((k,) for k in self._memory or ()))
+        self._db, self._memory = db, None
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._tmp.close()
+            self._db = None
+        self._memory = set()
