@@ -1,0 +1,41 @@
+"""Spools and name claims: exact, bounded, cleaned up."""
+
+from __future__ import annotations
+
+import zlib
+
+from engine.spool import FileSpool, SpillingClaims
+
+
+def test_spool_tracks_size_and_crc_and_rereads():
+    spool = FileSpool()
+    for part in (b"abc", b"", b"def" * 1000):
+        spool.write(part)
+    blob = spool.close()
+    expected = b"abc" + b"def" * 1000
+    assert (blob.size, blob.crc32) == (len(expected), zlib.crc32(expected))
+    assert b"".join(blob.chunks()) == expected
+    assert b"".join(blob.chunks()) == expected  # re-readable
+    spool.discard()
+
+
+def test_claims_are_exact_before_and_after_spilling():
+    claims = SpillingClaims(memory_limit=10)
+    keys = [f"train/{i}.jpg" for i in range(50)]
+    assert all(claims.claim(k) for k in keys)
+    assert claims._db is not None, "should have spilled to disk past the limit"
+    assert not any(claims.claim(k) for k in keys)
+    assert claims.claim("train/50.jpg")
+    assert not claims.claim("train/50.jpg")
+    claims.close()
+
+
+def test_claims_spill_file_is_removed_on_close():
+    claims = SpillingClaims(memory_limit=1)
+    claims.claim("a")
+    claims.claim("b")
+    path = claims._tmp.name
+    claims.close()
+    import os
+
+    assert not os.path.exists(path)
