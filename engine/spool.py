@@ -63,29 +63,36 @@ class FileSpool:
 
 
 class SpillingClaims:
-    """A set of taken keys that moves to a temporary SQLite table when large.
+    """Taken keys (with optional values) that move to SQLite when many.
 
     Exact, not probabilistic: a false "taken" would rename a file, so a
     hash-based filter would make the archive depend on luck.
     """
 
     def __init__(self, memory_limit: int = 100_000, directory: str | None = None) -> None:
-        self._memory: set[str] | None = set()
+        self._memory: dict[str, str] | None = {}
         self._limit = memory_limit
         self._directory = directory
         self._db: sqlite3.Connection | None = None
 
-    def claim(self, key: str) -> bool:
+    def claim(self, key: str, value: str = "") -> bool:
         memory = self._memory
         if memory is not None:
             if key in memory:
                 return False
-            memory.add(key)
+            memory[key] = value
             if len(memory) > self._limit:
                 self._spill()
             return True
         assert self._db is not None
-        return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?)", (key,)).rowcount == 1
+        return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?, ?)", (key, value)).rowcount == 1
+
+    def value(self, key: str) -> str | None:
+        if self._memory is not None:
+            return self._memory.get(key)
+        assert self._db is not None
+        row = self._db.execute("SELECT value FROM taken WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
 
     def _spill(self) -> None:
         """Move the in-memory keys to a temporary on-disk table."""
@@ -94,9 +101,9 @@ class SpillingClaims:
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
         db.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache, then disk
-        db.execute("CREATE TABLE taken (key TEXT PRIMARY KEY) WITHOUT ROWID")
+        db.execute("CREATE TABLE taken (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
         db.execute("BEGIN")
-        db.executemany("INSERT INTO taken VALUES (?)", ((k,) for k in self._memory or ()))
+        db.executemany("INSERT INTO taken VALUES (?, ?)", (self._memory or {}).items())
         self._db, self._memory = db, None
 
     def close(self) -> None:
@@ -104,4 +111,4 @@ class SpillingClaims:
             self._db.close()
             self._tmp.close()
             self._db = None
-        self._memory = set()
+        self._memory = {}

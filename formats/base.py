@@ -86,10 +86,18 @@ class ExportItem(msgspec.Struct):
 
 
 class NameClaims(Protocol):
-    """Remembers which archive paths are taken, in bounded memory."""
+    """Remembers which archive paths are taken, in bounded memory.
 
-    def claim(self, key: str) -> bool:
-        """Take ``key``; True if it was free, False if already taken."""
+    A claim may carry a value, read back with :meth:`value`: formats use it
+    to recall where an item that occurs again (in a second split) was put.
+    """
+
+    def claim(self, key: str, value: str = "") -> bool:
+        """Take ``key`` (storing ``value``); True if free, False if taken."""
+        ...
+
+    def value(self, key: str) -> str | None:
+        """The value stored with ``key`` by its first claim; None if unclaimed."""
         ...
 
 

@@ -8,7 +8,8 @@ label and split names) goes through :func:`safe_component`:
   names (``<>:"|?*``) become ``_``;
 * Unicode is NFC-normalised; leading/trailing spaces and trailing dots are
   stripped (Windows drops them silently, which would merge names);
-* ``.``, ``..`` and names that end up empty become ``_``;
+* ``.``, ``..`` and names that end up empty become ``_``; Windows device
+  names (``CON``, ``nul.txt``, ``COM1``...) get a ``_`` prefix;
 * a component is cut to at most 200 UTF-8 bytes, keeping its extension.
 
 Uniqueness: :class:`UniquePaths` claims each full path case-insensitively
@@ -26,10 +27,15 @@ import unicodedata
 
 from formats.base import NameClaims
 
-__all__ = ["InMemoryClaims", "UniquePaths", "file_name", "safe_component", "split_ext"]
+__all__ = ["InMemoryClaims", "UniquePaths", "file_name", "renamed", "safe_component", "split_ext"]
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
 _MAX_COMPONENT_BYTES = 200
+# Device names Windows will not create as files, with or without an extension.
+_WINDOWS_RESERVED = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)]
+)
+_RESERVED_PREFIXES = frozenset(name[:3] for name in _WINDOWS_RESERVED)
 
 
 def safe_component(text: str, fallback: str = "_") -> str:
@@ -41,6 +47,8 @@ def safe_component(text: str, fallback: str = "_") -> str:
     cleaned = cleaned.strip(" ").rstrip(". ")
     if cleaned in ("", ".", ".."):
         cleaned = fallback
+    elif cleaned[:3].upper() in _RESERVED_PREFIXES and cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
+        cleaned = "_" + cleaned
     if len(cleaned) > _MAX_COMPONENT_BYTES // 4:
         cleaned = _clip(cleaned)
     return cleaned
@@ -82,19 +90,22 @@ def file_name(name: str, item_id: str, extension: str) -> str:
 
 
 class InMemoryClaims:
-    """A set of taken keys: fine for tests and small exports.
+    """Taken keys in a dict: fine for tests and small exports.
 
     The engine supplies a spilling implementation for large ones.
     """
 
     def __init__(self) -> None:
-        self._taken: set[str] = set()
+        self._taken: dict[str, str] = {}
 
-    def claim(self, key: str) -> bool:
+    def claim(self, key: str, value: str = "") -> bool:
         if key in self._taken:
             return False
-        self._taken.add(key)
+        self._taken[key] = value
         return True
+
+    def value(self, key: str) -> str | None:
+        return self._taken.get(key)
 
 
 class UniquePaths:
@@ -107,11 +118,24 @@ class UniquePaths:
         """``path`` if free, else ``stem~<item_id>.ext`` (then ``~2``, ...)."""
         if self._claims.claim(path.casefold()):
             return path
-        stem, ext = split_ext(path)
+        folder, slash, name = path.rpartition("/")
         tag = safe_component(item_id)
-        candidate = f"{stem}~{tag}{ext}"
-        counter = 2
-        while not self._claims.claim(candidate.casefold()):
-            candidate = f"{stem}~{tag}~{counter}{ext}"
+        counter = 1
+        while True:
+            candidate = folder + slash + renamed(name, tag, counter)
+            if self._claims.claim(candidate.casefold()):
+                return candidate
             counter += 1
-        return candidate
+
+
+def renamed(name: str, tag: str, attempt: int) -> str:
+    """The ``attempt``-th new name for a taken file name: ``stem~tag[~n].ext``.
+
+    The result is clipped again, so even a long name stays within the limit.
+    """
+    stem, ext = split_ext(name)
+    suffix = f"~{tag}" if attempt == 1 else f"~{tag}~{attempt}"
+    room = _MAX_COMPONENT_BYTES - len(suffix.encode("utf-8")) - len(ext.encode("utf-8"))
+    if len(stem.encode("utf-8")) > room:
+        stem = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore")
+    return f"{stem}{suffix}{ext}"

@@ -39,3 +39,18 @@ def test_claims_spill_file_is_removed_on_close():
     import os
 
     assert not os.path.exists(path)
+
+
+def test_claim_values_survive_spilling():
+    claims = SpillingClaims(memory_limit=2)
+    claims.claim("item:1", "a.jpg")
+    for i in range(10):
+        claims.claim(f"k{i}")
+    assert claims._db is not None
+    claims.claim("item:2", "b~2.jpg")
+    assert claims.value("item:1") == "a.jpg"
+    assert claims.value("item:2") == "b~2.jpg"
+    assert claims.value("item:3") is None
+    assert not claims.claim("item:2", "changed")
+    assert claims.value("item:2") == "b~2.jpg"
+    claims.close()

@@ -1,0 +1,164 @@
+"""SPACY_NER: named-entity datasets as one JSON array per split.
+
+From ``spec/export-datasets.txt`` (export_format: SPACY_NER):
+
+    .
+    +-- train.json
+    +-- valid.json
+    +-- test.json
+    +-- config.json
+
+    config.json: {"splits": ["train", "valid", "test"],
+                  "colors": {"label_name": "#82ebfd", "label_name2": "#e95211"}}
+
+    split_name.json:
+    [
+        {
+            "id": "the_dataset_item_id",
+            "name": "the_original_filename",
+            "text": "The textual content of the file that has been annotated.",
+            "annotations": [{"start": 4, "end": 11, "label": "label_name"}, ...]
+        },
+        ...
+    ]
+
+Choices where the spec is silent:
+
+* **Offsets** are character offsets (Python ``str`` indices, code points),
+  end exclusive, so ``text[start:end]`` is the entity after JSON decoding,
+  emoji and accents included (seeme-api.md §8). Stored spans (``{"start":
+  S, "end": E}`` or ``"S E"``) are checked against the text by
+  :func:`~formats.coordinates.parse_span`; a bad one is an ``InvalidInput``
+  naming the item. Annotations are sorted by (start, end, label export
+  position); overlapping spans are kept as stored.
+* **JSON**: compact, UTF-8 without ``\\u`` escapes for non-ASCII, keys in the
+  spec's order; streamed into a spool per split: ``[``, objects separated by
+  ``,``, ``]``. A split without items is ``[]``. ``name`` is the item's name,
+  or its id when unnamed.
+* **File names**: ``<safe split name>.json``, unique (a collision gets
+  ``~<split_id>``). config.json ``splits`` lists the file names without
+  ``.json``, in split order, so ``<entry>.json`` always opens the file; they
+  equal the split names unless a name had to be made path-safe or unique.
+* **Items in no split** are not dropped: they go to ``unassigned.json``
+  (``unassigned~nosplit.json`` if a split already took the name), listed
+  last in ``splits``, only when there are such items.
+* **An item in two splits** is in both files, each time with that split's
+  annotations.
+* **colors**: ``{label name: "#rrggbb"}`` in label order; labels sharing a
+  name share the key, the first one's colour is kept.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from engine.errors import InvalidInput
+from engine.model import ContentType, Dataset, DatasetSplit
+from formats.base import Entry, ExportContext, ExportItem, Spool
+from formats.coordinates import parse_span
+from formats.paths import UniquePaths, safe_component, split_ext
+
+__all__ = ["SpacyNerFormat"]
+
+_UNASSIGNED = "unassigned"
+
+
+class _Entity(msgspec.Struct):
+    start: int
+    end: int
+    label: str
+
+
+class _Doc(msgspec.Struct):
+    id: str
+    name: str
+    text: str
+    annotations: list[_Entity]
+
+
+class _SplitFile:
+    __slots__ = ("path", "spool")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.spool: Spool | None = None
+
+
+class SpacyNerFormat:
+    """``<split>.json`` arrays + ``config.json``; see the module docstring."""
+
+    name: ClassVar[str] = "spacy-ner"
+    content_types: ClassVar[frozenset[str]] = frozenset({ContentType.NER.value})
+
+    @classmethod
+    def needs_content(cls, dataset: Dataset) -> bool:
+        return False  # the text to annotate is item.text
+
+    def __init__(self, ctx: ExportContext) -> None:
+        self._ctx = ctx
+        self._paths = UniquePaths(ctx.names)
+        self._config_path = self._paths.unique("config.json", "config")
+        self._files: dict[str | None, _SplitFile] = {}
+        for split in ctx.splits:
+            self._split_file(split)
+        # Claimed now, after the real splits, so a split named "unassigned" wins.
+        self._unassigned = _SplitFile(self._paths.unique(_UNASSIGNED + ".json", "nosplit"))
+        self._rank = {label.id: i for i, label in enumerate(ctx.labels)}
+        self._encode = msgspec.json.Encoder().encode
+
+    def _split_file(self, split: DatasetSplit) -> _SplitFile:
+        entry = self._files.get(split.id)
+        if entry is None:
+            path = self._paths.unique(
+                safe_component(safe_component(split.name) + ".json"), split.id or "split"
+            )
+            entry = self._files[split.id] = _SplitFile(path)
+        return entry
+
+    def entries(self, item: ExportItem) -> list[Entry]:
+        if item.split is None:
+            target = self._unassigned
+        else:
+            target = self._files.get(item.split.id) or self._split_file(item.split)
+        doc = _Doc(item.id, item.name or item.id, item.text, self._entities(item))
+        if target.spool is None:
+            target.spool = self._ctx.spool()
+            target.spool.write(b"[" + self._encode(doc))
+        else:
+            target.spool.write(b"," + self._encode(doc))
+        return []
+
+    def _entities(self, item: ExportItem) -> list[_Entity]:
+        if not item.annotations:
+            return []
+        rank = self._rank
+        keyed = []
+        for annotation in item.annotations:
+            label = annotation.label
+            try:
+                span = parse_span(annotation.coordinates, item.text)
+            except InvalidInput as exc:
+                raise InvalidInput(f"item {item.id!r}: {exc}") from None
+            keyed.append((span.start, span.end, rank.get(label.id, len(rank)), label.name))
+        keyed.sort()
+        return [_Entity(start, end, name) for start, end, _, name in keyed]
+
+    def finish(self) -> list[Entry]:
+        files = list(self._files.values())
+        if self._unassigned.spool is not None:
+            files.append(self._unassigned)
+        out = []
+        for file in files:
+            if file.spool is None:
+                out.append(Entry(file.path, b"[]"))
+            else:
+                file.spool.write(b"]")
+                out.append(Entry(file.path, file.spool.close()))
+        colors: dict[str, str] = {}
+        for label in self._ctx.labels:
+            colors.setdefault(label.name, label.color)
+        splits = [split_ext(file.path)[0] for file in files]
+        out.append(Entry(self._config_path, self._encode({"splits": splits, "colors": colors})))
+        return out

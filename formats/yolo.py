@@ -1,0 +1,203 @@
+"""YOLO: object detection in YOLO v4 (darknet) layout, one flat folder.
+
+From ``spec/export-datasets.txt`` (export_format: YOLO):
+
+    For every dataset split a dataset_split_name.txt file gets created
+    containing all the filenames for that dataset split. Every dataset item
+    will have an image and a txt file associated with it. The txt file
+    contains a list of annotations in Yolo format: label_index relative_x
+    relative_y relative_width relative_height. The .names file contains the
+    list of labels, where the index corresponds to the label_index in the
+    annotation .txt files. The config.json file contains a json object with
+    the color for every label.
+
+    .
+    +-- train.txt
+    +-- valid.txt
+    +-- test.txt
+    +-- 1.jpg
+    +-- 1.txt
+    +-- 3.jpg
+    +-- 3.txt
+    +-- ...
+    +-- `dataset_version_id`.names
+    +-- config.json
+
+    {"colors": {"label_1": "#36dfd4", "label_2": "#f0699e"}}
+
+Choices where the spec is silent:
+
+* **Image**: ``file_name(name, id, extension)`` made unique with
+  :class:`~formats.paths.UniquePaths`; items without content (no blob) get
+  an empty file. **Annotation file**: the image path with its extension
+  replaced by ``.txt`` (``cat1.jpg`` -> ``cat1.txt``, extensionless ``cat1``
+  -> ``cat1.txt``), claimed too, so ``cat.jpg`` and ``cat.png`` cannot share
+  ``cat.txt``: the second image moves on to ``cat~<id>.png``. An "image"
+  whose own extension is ``.txt`` gets ``<file>.txt.txt`` rather than
+  overwriting itself.
+* **Box lines**: ``"{label_index} {cx} {cy} {w} {h}\\n"``, one per
+  annotation in stored order; ``label_index`` is the label's position in the
+  export label order (``ctx.labels``), the line number in ``.names``. The
+  coordinates are the stored ``"cx cy w h"`` (seeme-api.md §8), validated by
+  :func:`~formats.coordinates.parse_box` and written as the shortest decimal
+  that reads back as the same float, in positional notation (``0.5``, ``1``,
+  ``0``, ``0.00001``): exact, deterministic, no exponent. An image without
+  boxes gets an empty ``.txt``. A value ``parse_box`` rejects (including the
+  ``""`` of a classification annotation) is an ``InvalidInput`` naming the
+  item.
+* **Split lists**: ``<safe split name>.txt`` (unique, a collision gets
+  ``~<split_id>``), one archive path per line (``cat1.jpg``, relative to the
+  archive root), ``\\n``-terminated, in item order. Splits without items get
+  an empty list. Items in no split are stored but listed nowhere.
+* **An item in two splits** is stored once and listed in both lists. Its
+  ``.txt`` holds the boxes of its first occurrence (the first split in
+  export order): the flat layout has one annotation file per image.
+  The stored path is recalled from ``ctx.names`` (bounded memory), where
+  the first occurrence left it.
+* **.names**: ``<version_id>.names``, one label name per line in export
+  order, line breaks inside a name (anything ``str.splitlines`` splits on)
+  replaced by a space so line number = index. **config.json**:
+  ``{"colors": {name: "#rrggbb"}}`` in label order, compact JSON; labels
+  sharing a name share the key, the first one's colour is kept.
+* The fixed names (``.names``, ``config.json``, split lists) are claimed
+  before any item, so an item called ``config.json`` is renamed, not them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar
+
+import msgspec
+
+from engine.errors import InvalidInput
+from engine.model import ContentType, Dataset, DatasetSplit
+from formats.base import Entry, ExportContext, ExportItem, Spool
+from formats.coordinates import parse_box
+from formats.paths import UniquePaths, file_name, safe_component, split_ext
+
+__all__ = ["YoloFormat"]
+
+# Everything str.splitlines() breaks on: a .names reader must see one line per label.
+_LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
+
+
+def _num(value: float) -> str:
+    """Shortest round-trip decimal, positional: ``0.5``, ``1``, ``0.00001``."""
+    text = repr(value + 0.0)  # + 0.0 turns -0.0 into 0.0
+    if "e" in text:
+        return format(Decimal(text), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _label_path(image: str) -> str:
+    stem, ext = split_ext(image)
+    return image + ".txt" if ext.casefold() == ".txt" else stem + ".txt"
+
+
+class _SplitList:
+    __slots__ = ("path", "spool")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.spool: Spool | None = None
+
+
+class YoloFormat:
+    """Flat YOLO v4 layout; see the module docstring."""
+
+    name: ClassVar[str] = "yolo"
+    content_types: ClassVar[frozenset[str]] = frozenset({ContentType.IMAGES.value})
+
+    @classmethod
+    def needs_content(cls, dataset: Dataset) -> bool:
+        return True
+
+    def __init__(self, ctx: ExportContext) -> None:
+        self._ctx = ctx
+        self._claim = ctx.names.claim
+        self._paths = UniquePaths(ctx.names)
+        version = safe_component(ctx.version.id or "", fallback="dataset")
+        self._names_path = self._paths.unique(safe_component(version + ".names"), "names")
+        self._config_path = self._paths.unique("config.json", "config")
+        self._lists: dict[str | None, _SplitList] = {}
+        for split in ctx.splits:
+            self._split_list(split)
+        # "3 " for the label at export position 3: the start of its box lines.
+        self._prefix = {label.id: f"{i} " for i, label in enumerate(ctx.labels)}
+
+    def _split_list(self, split: DatasetSplit) -> _SplitList:
+        entry = self._lists.get(split.id)
+        if entry is None:
+            path = self._paths.unique(
+                safe_component(safe_component(split.name) + ".txt"), split.id or "split"
+            )
+            entry = self._lists[split.id] = _SplitList(path)
+        return entry
+
+    def entries(self, item: ExportItem) -> list[Entry]:
+        name = file_name(item.name, item.id, item.extension)
+        if item.split is None:  # arrives once, after every split: no repeat to handle
+            image, labels = self._place(name, item.id)
+        else:
+            image, labels = self._occurrence(item.id, name)
+            listing = self._lists.get(item.split.id) or self._split_list(item.split)
+            if listing.spool is None:
+                listing.spool = self._ctx.spool()
+            listing.spool.write((image + "\n").encode("utf-8"))
+        if labels is None:  # stored by an earlier occurrence
+            return []
+        data = b"" if item.content is None else item.content
+        return [Entry(image, data), Entry(labels, self._boxes(item))]
+
+    def _occurrence(self, item_id: str, name: str) -> tuple[str, str | None]:
+        """The image path and, on the first occurrence only, the ``.txt`` path.
+
+        The first occurrence places the image and stores its path with a
+        claim on the item id; a later one (the item in another split) reads
+        it back. ``ctx.names`` keeps this in bounded memory.
+        """
+        key = "\0yolo:item\0" + item_id
+        image = self._ctx.names.value(key)
+        if image is None:
+            image, labels = self._place(name, item_id)
+            self._claim(key, image)
+            return image, labels
+        return image, None
+
+    def _place(self, name: str, item_id: str) -> tuple[str, str]:
+        """A free image path whose ``.txt`` is free too; claims both."""
+        while True:
+            image = self._paths.unique(name, item_id)
+            labels = _label_path(image)
+            if self._claim(labels.casefold()):
+                return image, labels
+
+    def _boxes(self, item: ExportItem) -> bytes:
+        lines = []
+        for annotation in item.annotations:
+            prefix = self._prefix.get(annotation.label.id)
+            if prefix is None:
+                raise InvalidInput(
+                    f"item {item.id!r}: label {annotation.label.name!r} is not one of the version's labels"
+                )
+            try:
+                box = parse_box(annotation.coordinates)
+            except InvalidInput as exc:
+                raise InvalidInput(f"item {item.id!r}: {exc}") from None
+            lines.append(f"{prefix}{_num(box.cx)} {_num(box.cy)} {_num(box.w)} {_num(box.h)}\n")
+        return "".join(lines).encode("ascii")
+
+    def finish(self) -> list[Entry]:
+        out = [
+            Entry(listing.path, b"" if listing.spool is None else listing.spool.close())
+            for listing in self._lists.values()
+        ]
+        labels = self._ctx.labels
+        names = "".join(label.name.translate(_LINE_BREAKS) + "\n" for label in labels)
+        out.append(Entry(self._names_path, names.encode("utf-8")))
+        colors: dict[str, str] = {}
+        for label in labels:
+            colors.setdefault(label.name, label.color)
+        out.append(Entry(self._config_path, msgspec.json.encode({"colors": colors})))
+        return out
