@@ -1,0 +1,261 @@
+"""The ``dsexport`` command line (Typer, with Rich for tables and progress).
+
+Every failure the product names (an unknown id, a bad format, a missing
+blob, an unwritable output) ends with its message on stderr and exit
+status 2; Ctrl-C ends with 130 after the partial output is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import msgspec
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from engine.errors import DsexportError
+from engine.pipeline import ExportOptions, ExportResult, run_export
+from engine.sinks import open_sink
+from engine.sources import ExportPlan, StoreSource
+from engine.store import Store
+
+app = typer.Typer(
+    name="dsexport",
+    help="Stream labelled datasets into ZIP archives (FOLDERS, YOLO, CSV, SPACY_NER) in bounded memory.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+#: The natural export format of each content type.
+NATURAL_FORMAT = {"images": "folders", "text": "folders", "tabular": "csv", "ner": "spacy-ner"}
+
+
+class FormatChoice(str, Enum):
+    folders = "folders"
+    yolo = "yolo"
+    csv = "csv"
+    spacy_ner = "spacy-ner"
+
+
+class BackendChoice(str, Enum):
+    trio = "trio"
+    asyncio = "asyncio"
+
+
+class CompressChoice(str, Enum):
+    store = "store"
+    deflate = "deflate"
+
+
+def _default_store() -> Path:
+    return Path(os.environ.get("DSEXPORT_STORE", "dsexport-data"))
+
+
+StoreOption = Annotated[
+    Path,
+    typer.Option("--store", help="Store folder [default: $DSEXPORT_STORE or ./dsexport-data]", show_default=False),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the product's errors into a message and exit 2; Ctrl-C into 130."""
+    try:
+        yield
+    except DsexportError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("interrupted; partial output removed")
+        raise typer.Exit(130) from None
+
+
+def _open_store(store: Path | None, *, create: bool) -> Store:
+    return Store.open(store or _default_store(), create=create)
+
+
+@app.command()
+def demo(
+    store: StoreOption = None,  # type: ignore[assignment]
+    items: Annotated[int, typer.Option(min=1, help="Items per dataset.")] = 40,
+    seed: Annotated[int, typer.Option(help="Seed of the generated content.")] = 0,
+    json: JsonOption = False,
+) -> None:
+    """Create one demo dataset of each kind and print their ids."""
+    from engine.demo import create_demo
+
+    with _user_errors(), _open_store(store, create=True) as opened:
+        made = create_demo(opened, items=items, seed=seed)
+    if json:
+        sys.stdout.buffer.write(msgspec.json.encode(made) + b"\n")
+        return
+    table = Table("dataset", "content", "format", "dataset id", "version id")
+    for d in made:
+        table.add_row(d.name, d.content_type, d.format, d.dataset_id, d.version_id)
+    Console().print(table)
+
+
+@app.command()
+def datasets(store: StoreOption = None, json: JsonOption = False) -> None:  # type: ignore[assignment]
+    """List datasets, their versions, splits and item counts."""
+    with _user_errors(), _open_store(store, create=False) as opened:
+        rows = [
+            {
+                "dataset_id": ds.id,
+                "name": ds.name,
+                "content_type": ds.content_type,
+                "version_id": v.id,
+                "version": v.name,
+                "splits": {s.name: opened.count_items(v.id or "", s.id) for s in opened.splits(v.id or "")},
+                "items": opened.count_items(v.id or ""),
+            }
+            for ds in opened.list_datasets()
+            for v in ds.versions
+        ]
+    if json:
+        sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
+        return
+    table = Table("dataset", "content", "dataset id", "version id", "splits", "items")
+    for r in rows:
+        splits = ", ".join(f"{k}: {n}" for k, n in r["splits"].items())
+        table.add_row(r["name"], r["content_type"], r["dataset_id"], r["version_id"], splits, str(r["items"]))
+    Console().print(table)
+
+
+def _progress_bar() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("items"),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _export_one(
+    store: Path,
+    dataset_id: str,
+    version_id: str,
+    output: str,
+    options: ExportOptions,
+    backend: str,
+    show_progress: bool,
+) -> ExportResult:
+    """Run one export, with a progress bar (items, bytes, rate, ETA) if asked."""
+    if not show_progress:
+        return run_export(lambda: StoreSource(store), dataset_id, version_id, open_sink(output), options, backend=backend)
+    with _progress_bar() as bar:
+        task = bar.add_task(f"{options.format}", total=None)
+
+        def on_plan(plan: ExportPlan) -> None:
+            bar.update(task, total=plan.total, description=f"{plan.dataset.name} ({options.format})")
+
+        def on_progress(items: int, size: int) -> None:
+            bar.update(task, completed=items)
+
+        return run_export(
+            lambda: StoreSource(store),
+            dataset_id,
+            version_id,
+            open_sink(output),
+            options,
+            backend=backend,
+            progress=on_progress,
+            on_plan=on_plan,
+        )
+
+
+@app.command()
+def export(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+    version_id: Annotated[str, typer.Argument(help="Version id.")],
+    format: Annotated[FormatChoice, typer.Option("--format", "-f", help="Export format.")],
+    store: StoreOption = None,  # type: ignore[assignment]
+    split: Annotated[Optional[str], typer.Option(help="Only this split (name or id).")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Archive path, or - for stdout.")] = "dataset.zip",
+    backend: Annotated[BackendChoice, typer.Option(help="Async backend.")] = BackendChoice.trio,
+    concurrency: Annotated[int, typer.Option(min=1, help="Content reads in flight (fetch window).")] = 16,
+    compress: Annotated[CompressChoice, typer.Option(help="Entry compression.")] = CompressChoice.store,
+    skip_missing: Annotated[bool, typer.Option(help="Skip items whose content is missing; list them at the end.")] = False,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar [default: on a terminal].")] = None,
+) -> None:
+    """Export one dataset version (or one split) as a ZIP archive."""
+    show = progress if progress is not None else (err.is_terminal and not (output == "-" and not sys.stdout.isatty()))
+    options = ExportOptions(
+        format=format.value,
+        split=split,
+        concurrency=concurrency,
+        compression=compress.value,
+        skip_missing=skip_missing,
+    )
+    with _user_errors():
+        result = _export_one(store or _default_store(), dataset_id, version_id, output, options, backend.value, show)
+    if result.skipped_count:
+        shown = ", ".join(result.skipped[:20])
+        more = f" (and {result.skipped_count - 20} more)" if result.skipped_count > 20 else ""
+        err.print(f"[yellow]skipped {result.skipped_count} item(s) with missing content:[/] {shown}{more}")
+    if output != "-":
+        err.print(
+            f"wrote {output}: {result.items} items, {result.entries} entries, "
+            f"{result.bytes:,} bytes in {result.seconds:.2f} s",
+            highlight=False,
+        )
+
+
+@app.command("export-all")
+def export_all(
+    store: StoreOption = None,  # type: ignore[assignment]
+    out: Annotated[Path, typer.Option(help="Folder for the archives.")] = Path("out"),
+    backend: Annotated[BackendChoice, typer.Option(help="Async backend.")] = BackendChoice.trio,
+    json: JsonOption = False,
+) -> None:
+    """Export every version of every dataset in its natural format into OUT."""
+    store_path = store or _default_store()
+    results: list[ExportResult] = []
+    with _user_errors():
+        with _open_store(store_path, create=False) as opened:
+            targets = [(ds, v) for ds in opened.list_datasets() for v in ds.versions]
+        out.mkdir(parents=True, exist_ok=True)
+        for ds, v in targets:
+            fmt = NATURAL_FORMAT[ds.content_type]
+            target = out / f"{ds.name or ds.id}-{v.id}-{fmt}.zip"
+            options = ExportOptions(format=fmt)
+            results.append(
+                _export_one(store_path, ds.id or "", v.id or "", str(target), options, backend.value, False)
+            )
+    names = {ds.id: ds.name for ds, _ in targets}
+    if json:
+        sys.stdout.buffer.write(msgspec.json.encode(results) + b"\n")
+        return
+    table = Table("dataset", "format", "items", "entries", "bytes", "seconds")
+    for r in results:
+        table.add_row(names[r.dataset_id], r.format, str(r.items), str(r.entries), f"{r.bytes:,}", f"{r.seconds:.3f}")
+    Console().print(table)
+    Console().print(f"archives in {out}/")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
