@@ -34,6 +34,7 @@ from engine.pipeline import ExportOptions, ExportResult, run_export
 from engine.sinks import open_sink
 from engine.sources import ExportPlan, StoreSource
 from engine.store import Store
+from formats import natural_format
 
 app = typer.Typer(
     name="dsexport",
@@ -42,10 +43,6 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
-
-#: The natural export format of each content type.
-NATURAL_FORMAT = {"images": "folders", "text": "folders", "tabular": "csv", "ner": "spacy-ner"}
-
 
 class FormatChoice(str, Enum):
     folders = "folders"
@@ -231,21 +228,28 @@ def export_all(
     backend: Annotated[BackendChoice, typer.Option(help="Async backend.")] = BackendChoice.trio,
     json: JsonOption = False,
 ) -> None:
-    """Export every version of every dataset in its natural format into OUT."""
+    """Export every version of every dataset in its natural format into OUT.
+
+    Images and text: folders (yolo when the images have boxes); tabular:
+    csv; named entities: spacy-ner.
+    """
     store_path = store or _default_store()
     results: list[ExportResult] = []
     with _user_errors():
         with _open_store(store_path, create=False) as opened:
-            targets = [(ds, v) for ds in opened.list_datasets() for v in ds.versions]
+            targets = [
+                (ds, v, natural_format(ds.content_type, has_boxes=opened.has_boxes(v.id or "")))
+                for ds in opened.list_datasets()
+                for v in ds.versions
+            ]
         out.mkdir(parents=True, exist_ok=True)
-        for ds, v in targets:
-            fmt = NATURAL_FORMAT[ds.content_type]
+        for ds, v, fmt in targets:
             target = out / f"{ds.name or ds.id}-{v.id}-{fmt}.zip"
             options = ExportOptions(format=fmt)
             results.append(
                 _export_one(store_path, ds.id or "", v.id or "", str(target), options, backend.value, False)
             )
-    names = {ds.id: ds.name for ds, _ in targets}
+    names = {ds.id: ds.name for ds, _, _ in targets}
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(results) + b"\n")
         return

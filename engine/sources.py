@@ -21,7 +21,7 @@ import msgspec
 
 from engine.errors import MissingBlob
 from engine.model import Dataset, DatasetSplit, DatasetVersion, Label
-from engine.store import Store
+from engine.store import Store, StoreReader
 from formats.base import ExportItem
 
 __all__ = ["ExportPlan", "Source", "StoreSource"]
@@ -75,11 +75,17 @@ class StoreSource:
     def __init__(self, root: str | os.PathLike[str], *, page_size: int = 512) -> None:
         self._root = Path(root)
         self._page_size = page_size
-        self._store: Store | None = None
+        self._store: StoreReader | None = None
 
-    async def _open(self) -> Store:
+    async def _open(self) -> StoreReader:
+        """A read-only connection: every page of the export sees one snapshot."""
         if self._store is None:
-            self._store = await anyio.to_thread.run_sync(lambda: Store.open(self._root, create=False))
+
+            def open_reader() -> StoreReader:
+                with Store.open(self._root, create=False) as store:
+                    return store.reader()
+
+            self._store = await anyio.to_thread.run_sync(open_reader)
         return self._store
 
     async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:

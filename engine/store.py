@@ -333,6 +333,14 @@ class StoreReader:
         self._split_in(version_id, split_id)
         return self._one("SELECT count(*) FROM item_splits WHERE split_id = ?", (split_id,))[0]
 
+    def has_boxes(self, version_id: str) -> bool:
+        """Whether any annotation of the version is a box (an object detection dataset)."""
+        self._version_row(version_id)
+        row = self._one(
+            "SELECT 1 FROM annotations WHERE version_id = ? AND coordinates != '' LIMIT 1", (version_id,)
+        )
+        return row is not None
+
     def count_occurrences(
         self, version_id: str, split_ids: list[str] | None = None, *, include_unsplit: bool | None = None
     ) -> int:

@@ -13,7 +13,7 @@ from formats.folders import FoldersFormat
 from formats.spacy_ner import SpacyNerFormat
 from formats.yolo import YoloFormat
 
-__all__ = ["FORMATS", "Entry", "ExportContext", "ExportItem", "Format", "get_format"]
+__all__ = ["FORMATS", "Entry", "ExportContext", "ExportItem", "Format", "get_format", "natural_format"]
 
 FORMATS: dict[str, type[Format]] = {
     FoldersFormat.name: FoldersFormat,
@@ -31,4 +31,21 @@ def get_format(name: str) -> type[Format]:
     except KeyError:
         raise InvalidInput(
             f"unknown export format {name!r}; valid formats: {choices_hint(FORMATS)}"
+        ) from None
+
+
+def natural_format(content_type: str, *, has_boxes: bool = False) -> str:
+    """The format a dataset is exported in when none is asked for.
+
+    Images and text: folders, except image datasets with boxes (object
+    detection): yolo. Tabular: csv. Named entities: spacy-ner.
+    """
+    if content_type == "images" and has_boxes:
+        return YoloFormat.name
+    natural = {"images": FoldersFormat, "text": FoldersFormat, "tabular": CsvFormat, "ner": SpacyNerFormat}
+    try:
+        return natural[content_type].name
+    except KeyError:
+        raise InvalidInput(
+            f"unknown content type {content_type!r}; valid: {choices_hint(natural)}"
         ) from None

@@ -102,6 +102,8 @@ def test_export_all_writes_every_archive_and_a_summary(store, tmp_path: Path):
     assert done.returncode == 0, done.stderr.decode()
     results = json.loads(done.stdout)
     assert len(results) == len(made)
+    # Each dataset in its natural format: the detection demo as yolo, not folders.
+    assert {r["dataset_id"]: r["format"] for r in results} == {d["dataset_id"]: d["format"] for d in made}
     archives = sorted((tmp_path / "out").iterdir())
     assert len(archives) == len(made)
     for archive in archives:

@@ -26,3 +26,17 @@ def test_format_registry_matches_names():
     for key, cls in formats.FORMATS.items():
         assert cls.name == key
     assert formats.get_format("SPACY_NER") is formats.FORMATS["spacy-ner"]
+
+
+def test_natural_format_of_each_content_type():
+    import pytest
+
+    from engine.errors import InvalidInput
+
+    assert formats.natural_format("images") == "folders"
+    assert formats.natural_format("images", has_boxes=True) == "yolo"
+    assert formats.natural_format("text") == "folders"
+    assert formats.natural_format("tabular") == "csv"
+    assert formats.natural_format("ner") == "spacy-ner"
+    with pytest.raises(InvalidInput, match="video"):
+        formats.natural_format("video")
