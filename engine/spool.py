@@ -65,15 +65,24 @@ class FileSpool:
 class SpillingClaims:
     """Taken keys (with optional values) that move to SQLite when many.
 
-    Exact, not probabilistic: a false "taken" would rename a file, so a
-    hash-based filter would make the archive depend on luck.
+    Exact, not probabilistic: a false "taken" would rename a file, so the
+    answer always comes from the keys themselves. Once spilled, a fixed-size
+    bitmap of key hashes proves most new keys new without asking SQLite
+    (their inserts are then batched); only a key whose bit is already set
+    (a repeat, or a hash collision) is looked up. Memory stays fixed: the
+    in-memory keys up to ``memory_limit``, then the bitmap and SQLite's cache.
     """
+
+    _BITMAP_BITS = 1 << 26  # 8 MiB: about 1 % false "maybe" per million keys
+    _BATCH = 4096
 
     def __init__(self, memory_limit: int = 100_000, directory: str | None = None) -> None:
         self._memory: dict[str, str] | None = {}
         self._limit = memory_limit
         self._directory = directory
         self._db: sqlite3.Connection | None = None
+        self._bits = bytearray()
+        self._pending: list[tuple[str, str]] = []
 
     def claim(self, key: str, value: str = "") -> bool:
         memory = self._memory
@@ -84,15 +93,31 @@ class SpillingClaims:
             if len(memory) > self._limit:
                 self._spill()
             return True
+        h = hash(key) & (self._BITMAP_BITS - 1)
+        mask = 1 << (h & 7)
+        if not self._bits[h >> 3] & mask:
+            self._bits[h >> 3] |= mask  # certainly new: insert later, in a batch
+            self._pending.append((key, value))
+            if len(self._pending) >= self._BATCH:
+                self._flush()
+            return True
+        self._flush()
         assert self._db is not None
         return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?, ?)", (key, value)).rowcount == 1
 
     def value(self, key: str) -> str | None:
         if self._memory is not None:
             return self._memory.get(key)
+        self._flush()
         assert self._db is not None
         row = self._db.execute("SELECT value FROM taken WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
+
+    def _flush(self) -> None:
+        if self._pending:
+            assert self._db is not None
+            self._db.executemany("INSERT INTO taken VALUES (?, ?)", self._pending)
+            self._pending.clear()
 
     def _spill(self) -> None:
         """Move the in-memory keys to a temporary on-disk table."""
@@ -103,8 +128,12 @@ class SpillingClaims:
         db.execute("PRAGMA cache_size=-16384")  # 16 MiB page cache, then disk
         db.execute("CREATE TABLE taken (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
         db.execute("BEGIN")
-        db.executemany("INSERT INTO taken VALUES (?, ?)", (self._memory or {}).items())
-        self._db, self._memory = db, None
+        self._bits = bytearray(self._BITMAP_BITS // 8)
+        self._db, memory, self._memory = db, self._memory or {}, None
+        for key in memory:
+            h = hash(key) & (self._BITMAP_BITS - 1)
+            self._bits[h >> 3] |= 1 << (h & 7)
+        db.executemany("INSERT INTO taken VALUES (?, ?)", memory.items())
 
     def close(self) -> None:
         if self._db is not None:
@@ -112,3 +141,5 @@ class SpillingClaims:
             self._tmp.close()
             self._db = None
         self._memory = {}
+        self._bits = bytearray()
+        self._pending.clear()

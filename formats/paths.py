@@ -38,10 +38,18 @@ _WINDOWS_RESERVED = frozenset(
 _RESERVED_PREFIXES = frozenset(name[:3] for name in _WINDOWS_RESERVED)
 
 
+# Names that need no cleaning: ASCII letters, digits and common punctuation,
+# not starting with a dot or space nor ending in one, short enough to need no
+# clipping. Matching this first keeps the common case at one regex call.
+_PLAIN = re.compile(r"[\w\-+=,;@#$%&'()\[\]{}!~^`][\w\-+=,;@#$%&'()\[\]{}!~^`. ]{0,48}(?<![. ])", re.ASCII)
+
+
 def safe_component(text: str, fallback: str = "_") -> str:
     """Make ``text`` one safe path component (see the module docstring)."""
+    if _PLAIN.fullmatch(text) and text[:3].upper() not in _RESERVED_PREFIXES:
+        return text
     if text.isascii() and text.isprintable() and not _UNSAFE.search(text):
-        cleaned = text  # fast path: the common, already-clean name
+        cleaned = text
     else:
         cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text))
     cleaned = cleaned.strip(" ").rstrip(". ")
@@ -82,11 +90,27 @@ def file_name(name: str, item_id: str, extension: str) -> str:
     in ``.<extension>`` (an original file name such as ``cat1.jpg``) does not
     get the extension twice; no extension means no dot.
     """
-    base = safe_component(name or item_id, fallback=safe_component(item_id))
-    ext = safe_component(extension.lstrip("."), fallback="") if extension else ""
-    if not ext or base.lower().endswith("." + ext.lower()):
+    base = safe_component(name or item_id, fallback="") or safe_component(item_id)
+    ext, suffix = _extension(extension)
+    if not ext or base[-len(suffix) :].lower() == suffix:
         return base
+    if len(base) + len(suffix) <= _MAX_COMPONENT_BYTES // 4:
+        return f"{base}.{ext}"
     return _clip(f"{base}.{ext}")
+
+
+_extensions: dict[str, tuple[str, str]] = {}
+
+
+def _extension(extension: str) -> tuple[str, str]:
+    """The safe extension and its lower-case ``.suffix``; memoised, there are few."""
+    known = _extensions.get(extension)
+    if known is None:
+        ext = safe_component(extension.lstrip("."), fallback="") if extension else ""
+        known = (ext, "." + ext.lower())
+        if len(_extensions) < 4096:
+            _extensions[extension] = known
+    return known
 
 
 class InMemoryClaims:
