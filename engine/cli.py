@@ -18,16 +18,18 @@ from typing import Annotated, Optional
 import msgspec
 import typer
 from rich.console import Console
+from rich.filesize import decimal
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
-from rich.table import Table
+from rich.text import Text
+from rich.table import Column, Table
 
 from engine.errors import DsexportError
 from engine.pipeline import ExportOptions, ExportResult, run_export
@@ -43,6 +45,15 @@ app = typer.Typer(
     add_completion=False,
 )
 err = Console(stderr=True)
+
+
+def _out() -> Console:
+    """Standard output; wide when piped, so ids in tables are never cut."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _id_column(title: str) -> Column:
+    return Column(title, no_wrap=True, min_width=36)
 
 class FormatChoice(str, Enum):
     folders = "folders"
@@ -104,10 +115,10 @@ def demo(
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(made) + b"\n")
         return
-    table = Table("dataset", "content", "format", "dataset id", "version id")
+    table = Table("dataset", "content", "format", _id_column("dataset id"), _id_column("version id"))
     for d in made:
         table.add_row(d.name, d.content_type, d.format, d.dataset_id, d.version_id)
-    Console().print(table)
+    _out().print(table)
 
 
 @app.command()
@@ -130,11 +141,22 @@ def datasets(store: StoreOption = None, json: JsonOption = False) -> None:  # ty
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
         return
-    table = Table("dataset", "content", "dataset id", "version id", "splits", "items")
+    table = Table("dataset", "content", _id_column("dataset id"), _id_column("version id"), "splits", "items")
     for r in rows:
         splits = ", ".join(f"{k}: {n}" for k, n in r["splits"].items())
         table.add_row(r["name"], r["content_type"], r["dataset_id"], r["version_id"], splits, str(r["items"]))
-    Console().print(table)
+    _out().print(table)
+
+
+class _ThroughputColumn(ProgressColumn):
+    """Items/s from the bar's progress, and archive bytes and MB/s from the task's fields."""
+
+    def render(self, task: Task) -> Text:
+        written = task.fields.get("bytes", 0)
+        elapsed = task.elapsed or 0.0
+        items_rate = f"{task.speed:,.0f} items/s" if task.speed else "- items/s"
+        bytes_rate = f"{decimal(int(written / elapsed))}/s" if elapsed > 0 else "-"
+        return Text(f"{items_rate}  {decimal(written)}  {bytes_rate}", style="progress.data.speed")
 
 
 def _progress_bar() -> Progress:
@@ -143,8 +165,7 @@ def _progress_bar() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("items"),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        _ThroughputColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=False,
@@ -164,13 +185,13 @@ def _export_one(
     if not show_progress:
         return run_export(lambda: StoreSource(store), dataset_id, version_id, open_sink(output), options, backend=backend)
     with _progress_bar() as bar:
-        task = bar.add_task(f"{options.format}", total=None)
+        task = bar.add_task(f"{options.format}", total=None, bytes=0)
 
         def on_plan(plan: ExportPlan) -> None:
             bar.update(task, total=plan.total, description=f"{plan.dataset.name} ({options.format})")
 
         def on_progress(items: int, size: int) -> None:
-            bar.update(task, completed=items)
+            bar.update(task, completed=items, bytes=size)
 
         return run_export(
             lambda: StoreSource(store),
@@ -256,8 +277,8 @@ def export_all(
     table = Table("dataset", "format", "items", "entries", "bytes", "seconds")
     for r in results:
         table.add_row(names[r.dataset_id], r.format, str(r.items), str(r.entries), f"{r.bytes:,}", f"{r.seconds:.3f}")
-    Console().print(table)
-    Console().print(f"archives in {out}/")
+    _out().print(table)
+    _out().print(f"archives in {out}/")
 
 
 def main() -> None:
