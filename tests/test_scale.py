@@ -1,0 +1,70 @@
+"""Scale: memory stays flat as the item count grows (marker ``scale``).
+
+Run by ``make test-scale`` and ``make bench-full``, not by the default suite.
+Peak RSS is the kernel's accounting of the exporting child process
+(``wait4``'s ``ru_maxrss``), measured from outside.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from archive_check import check_archive
+from engine.store import NewItem, Store
+
+pytestmark = pytest.mark.scale
+
+
+def _store(root: Path, count: int) -> tuple[str, str]:
+    with Store.open(root) as store:
+        ds = store.create_dataset(f"scale-{count}", "images", default_splits=True)
+        version = ds.versions[0]
+        splits = [store.resolve_split(version.id, name).id for name in ("train", "valid", "test")]
+        label = store.create_label(version.id, "things")
+        store.add_items(
+            version.id,
+            (
+                NewItem(
+                    name=f"item{i}",
+                    extension="bin",
+                    split_ids=[splits[i % 3]],
+                    data=i.to_bytes(8, "big") * 128,  # 1 KiB, unique
+                    annotations=[(label.id, splits[i % 3], "")] if i % 4 else [],
+                )
+                for i in range(count)
+            ),
+        )
+    return ds.id or "", version.id or ""
+
+
+def _export_peak_rss(root: Path, ids: tuple[str, str], out: Path) -> int:
+    """Run the CLI export in a child and return its peak RSS in bytes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "export", "--store", str(root), *ids, "-f", "folders", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read().decode() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    return usage.ru_maxrss * 1024
+
+
+def test_peak_rss_is_flat_from_10k_to_500k_items(tmp_path: Path):
+    small_ids = _store(tmp_path / "small", 10_000)
+    large_ids = _store(tmp_path / "large", 500_000)
+    small_rss = _export_peak_rss(tmp_path / "small", small_ids, tmp_path / "small.zip")
+    large_rss = _export_peak_rss(tmp_path / "large", large_ids, tmp_path / "large.zip")
+    assert large_rss < 150 * 2**20, f"peak RSS {large_rss / 2**20:.0f} MiB at 500k items"
+    assert large_rss < 1.3 * small_rss, f"{small_rss / 2**20:.0f} MiB at 10k, {large_rss / 2**20:.0f} MiB at 500k"
+    with zipfile.ZipFile(tmp_path / "large.zip") as zf:
+        assert len(zf.infolist()) == 500_000
+    check_archive(tmp_path / "large.zip")
