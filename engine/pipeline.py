@@ -125,7 +125,7 @@ class _Job:
             item = missing[0]
             label = f"{item.name!r} " if item.name else ""
             raise MissingBlob(
-                f"item {item.id} {label}has missing or unreadable content; "
+                f"item {item.id} {label}has missing, unreadable or corrupt content; "
                 f"nothing was written (use --skip-missing to export without such items)",
                 item_id=item.id,
             )
