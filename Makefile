@@ -6,7 +6,7 @@ STORE  ?= dsexport-data
 OUT    ?= out
 ITEMS  ?= 40
 
-.PHONY: run test test-scale install install-test clean
+.PHONY: run test test-scale install install-test clean serve
 
 $(BIN)/dsexport: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ run: install
 	$(BIN)/dsexport demo --store $(STORE) --items $(ITEMS)
 	$(BIN)/dsexport export-all --store $(STORE) --out $(OUT)
 
+## serve: the SeeMe-compatible HTTP API on $(BIND) over $(STORE) (base URL http://$(BIND)/api/v1/)
+BIND   ?= 127.0.0.1:8000
+WORKER ?= trio
+serve: install
+	$(BIN)/dsexport serve --store $(STORE) --bind $(BIND) --worker $(WORKER)
+
 ## test: the default (fast) test suite
 test: install-test
 	$(BIN)/python -m pytest
@@ -38,3 +44,15 @@ test-scale: install-test
 
 clean:
 	rm -rf $(VENV) $(STORE) $(OUT) .pytest_cache
+
+.PHONY: bench bench-full
+
+## bench: the quick benchmark (under 10 minutes): bench/results/latest.md, JSON and plots
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --quick
+
+## bench-full: the scale benchmark, up to 5 M items (under 60 minutes)
+bench-full: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench --full

@@ -34,7 +34,7 @@ import msgspec
 
 from engine.errors import MissingBlob
 
-__all__ = ["INLINE_LIMIT", "READ_CHUNK", "BlobFile", "BlobInfo", "BlobStore"]
+__all__ = ["INLINE_LIMIT", "READ_CHUNK", "BlobFile", "BlobInfo", "BlobStore", "SizedBlob"]
 
 INLINE_LIMIT = 64 * 1024
 """Blobs strictly smaller than this are stored inline in SQLite."""
@@ -92,6 +92,21 @@ class BlobFile:
         return MissingBlob(
             f"item {self.item_id}: blob {self.sha256} is {state} ({self.path}): {detail}", item_id=self.item_id
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SizedBlob:
+    """A blob's size and CRC-32 without its bytes: what sizing an archive needs.
+
+    Handed to formats when an archive's exact length is computed before it is
+    written (HTTP ``Content-Length``); reading it is a bug.
+    """
+
+    size: int
+    crc32: int | None
+
+    def chunks(self) -> Iterator[bytes]:
+        raise RuntimeError("a SizedBlob has no bytes: it only sizes an archive")
 
 
 class BlobStore:

@@ -284,3 +284,6 @@ def export_all(
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+import engine.server.cli  # noqa: E402,F401  (serve, user create, import)

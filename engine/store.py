@@ -18,7 +18,10 @@ that names it. Each creation call is one transaction.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
@@ -29,7 +32,7 @@ from typing import Any
 
 import msgspec
 
-from engine.blobs import INLINE_LIMIT, BlobFile, BlobInfo, BlobStore
+from engine.blobs import INLINE_LIMIT, BlobFile, BlobInfo, BlobStore, SizedBlob
 from engine.errors import InvalidInput, NotFound, choices_hint
 from engine.ids import new_id, now_iso
 from engine.model import (
@@ -44,7 +47,9 @@ from engine.model import (
 from formats.base import ExportAnnotation, ExportItem
 from formats.coordinates import format_span, parse_box, parse_span
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "BlobFile", "BlobInfo", "NewItem", "Store", "StoreReader"]
+__all__ = [
+    "DB_NAME", "SCHEMA_VERSION", "BlobFile", "BlobInfo", "NewItem", "SizedBlob", "Store", "StoreReader", "VersionConflict",
+]
 
 DB_NAME = "store.sqlite3"
 SCHEMA_VERSION = 1
@@ -107,6 +112,28 @@ CREATE INDEX annotations_split_item ON annotations(split_id, item_id);
 CREATE INDEX annotations_item ON annotations(item_id);
 """
 
+# Tables added after schema version 1 (the HTTP service): created if absent on every
+# open, so older stores gain them without a version bump.
+_EXTRA_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, username TEXT NOT NULL UNIQUE, email TEXT NOT NULL, name TEXT NOT NULL,
+    firstname TEXT NOT NULL, password_hash TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_hash TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS revisions (
+    version_id TEXT PRIMARY KEY, revision INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS item_states (
+    item_id TEXT NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+    version_id TEXT NOT NULL REFERENCES versions(id) ON DELETE CASCADE,
+    id TEXT NOT NULL, name TEXT, user_id TEXT NOT NULL, state TEXT NOT NULL, version INTEGER NOT NULL,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (item_id, version_id));
+CREATE INDEX IF NOT EXISTS datasets_user ON datasets(user_id);
+CREATE TABLE IF NOT EXISTS archive_sizes (
+    etag TEXT PRIMARY KEY, version_id TEXT NOT NULL, revision INTEGER NOT NULL, size INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS archive_sizes_version ON archive_sizes(version_id);
+"""
+
 _DATASET_COLS = "id, name, description, user_id, content_type, multi_label, default_splits, created_at, updated_at"
 _VERSION_COLS = "id, dataset_id, name, description, config, created_at, updated_at"
 _LABEL_COLS = "id, version_id, name, description, color, idx, shortcut, created_at, updated_at"
@@ -126,6 +153,7 @@ _UNSPLIT = (
 )
 _CONTENT = {"extra": ", b.sha256, b.size, b.crc32, b.data", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
 _NO_CONTENT = {"extra": "", "join": ""}
+_SIZES = {"extra": ", b.sha256, b.size, b.crc32", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
 
 
 class NewItem(msgspec.Struct, kw_only=True):
@@ -333,6 +361,11 @@ class StoreReader:
         self._split_in(version_id, split_id)
         return self._one("SELECT count(*) FROM item_splits WHERE split_id = ?", (split_id,))[0]
 
+    def revision(self, version_id: str) -> int:
+        """How many changes the version has seen; any change to its content raises it."""
+        row = self._one("SELECT revision FROM revisions WHERE version_id = ?", (version_id,))
+        return row[0] if row else 0
+
     def has_boxes(self, version_id: str) -> bool:
         """Whether any annotation of the version is a box (an object detection dataset)."""
         self._version_row(version_id)
@@ -395,6 +428,7 @@ class StoreReader:
         with_content: bool,
         include_unsplit: bool | None = None,
         page_size: int = 1000,
+        sizes_only: bool = False,
     ) -> Iterator[list[ExportItem]]:
         """Item occurrences in export order, ``page_size`` at a time.
 
@@ -412,14 +446,16 @@ class StoreReader:
             raise InvalidInput(f"page_size must be at least 1, got {page_size}")
         splits = self._export_splits(version_id, split_ids)
         unsplit = _with_unsplit(split_ids, include_unsplit)
-        return self._pages(version_id, splits, with_content, unsplit, page_size)
+        mode = "sizes" if sizes_only and with_content else with_content
+        return self._pages(version_id, splits, mode, unsplit, page_size)
 
     def _pages(
-        self, version_id: str, splits: list[DatasetSplit], with_content: bool, include_unsplit: bool, size: int
+        self, version_id: str, splits: list[DatasetSplit], with_content: bool | str, include_unsplit: bool, size: int
     ) -> Iterator[list[ExportItem]]:
         with self._snapshot():
-            page = _PAGE.format(**(_CONTENT if with_content else _NO_CONTENT))
-            unsplit = _UNSPLIT.format(**(_CONTENT if with_content else _NO_CONTENT))
+            cols = _SIZES if with_content == "sizes" else _CONTENT if with_content else _NO_CONTENT
+            page = _PAGE.format(**cols)
+            unsplit = _UNSPLIT.format(**cols)
             annotator = _Annotator({label.id: label for label in self.labels(version_id)})
             for split in splits:
                 for rows in self._keyset(page, split.id, size):
@@ -457,12 +493,17 @@ class StoreReader:
         rows: list[tuple],
         split: DatasetSplit | None,
         found: dict[str, list[ExportAnnotation]],
-        with_content: bool,
+        with_content: bool | str,
     ) -> list[ExportItem]:
         """One page of ExportItems (the hot loop: one comprehension, no call per item it can avoid)."""
         get = found.get
         if not with_content:
             return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or []) for r in rows]
+        if with_content == "sizes":
+            return [
+                ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], SizedBlob(r[5], r[6]) if r[4] else None)
+                for r in rows
+            ]
         content = self.blobs.content
         return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], content(r[0], *r[4:])) for r in rows]
 
@@ -535,6 +576,7 @@ class Store(StoreReader):
 
     def __init__(self, db: sqlite3.Connection, root: Path) -> None:
         self._lock = threading.RLock()
+        self._tx_depth = 0
         super().__init__(db, root, snapshots=False, lock=self._lock)
 
     @classmethod
@@ -565,6 +607,7 @@ class Store(StoreReader):
             raise InvalidInput(
                 f"{self.root / DB_NAME} has schema version {version}; this dsexport reads version {SCHEMA_VERSION}"
             )
+        self._db.executescript(f"BEGIN; {_EXTRA_SCHEMA} COMMIT;")
 
     def reader(self) -> StoreReader:
         """A separate read-only connection; its iter_pages reads one consistent snapshot."""
@@ -577,12 +620,23 @@ class Store(StoreReader):
     def _tx(self, *, checked: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction; rolled back if anything in it raises.
 
+        Nested calls (same thread, under the lock) join the outer transaction,
+        so an import can make labels, splits and items all or nothing.
+
         ``checked=False`` skips SQLite's foreign-key checks (worth ~10 % of a
         bulk load) for callers that have validated every reference already.
         """
         with self._lock:
+            if self._tx_depth:  # inside an outer transaction (an import): it commits or rolls back all
+                self._tx_depth += 1
+                try:
+                    yield self._db
+                finally:
+                    self._tx_depth -= 1
+                return
             if not checked:
                 self._db.execute("PRAGMA foreign_keys=OFF")  # only takes effect outside a transaction
+            self._tx_depth = 1
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -592,8 +646,17 @@ class Store(StoreReader):
                     raise
                 self._db.execute("COMMIT")
             finally:
+                self._tx_depth = 0
                 if not checked:
                     self._db.execute("PRAGMA foreign_keys=ON")
+
+    def _bump(self, version_id: str) -> None:
+        """Count one more change of a version (inside a write transaction): the export ETag's source."""
+        self._db.execute(
+            "INSERT INTO revisions (version_id, revision) VALUES (?, 1)"
+            " ON CONFLICT(version_id) DO UPDATE SET revision = revision + 1",
+            (version_id,),
+        )
 
     # -- blobs ---------------------------------------------------------------
 
@@ -633,6 +696,7 @@ class Store(StoreReader):
             version_id = self._insert_version(dataset_id, "v1", "", "")
             for split in ("train", "valid", "test") if default_splits else ():
                 self._insert_split(version_id, split)
+            self._bump(version_id)
         return self.get_dataset(dataset_id)
 
     def create_version(
@@ -643,6 +707,7 @@ class Store(StoreReader):
         with self._tx():
             count = self._one("SELECT count(*) FROM versions WHERE dataset_id = ?", (dataset_id,))[0]
             version_id = self._insert_version(dataset_id, name or f"v{count + 1}", description, config)
+            self._bump(version_id)
         return self.get_version(dataset_id, version_id)
 
     def _insert_version(self, dataset_id: str, name: str, description: str, config: str) -> str:
@@ -662,6 +727,7 @@ class Store(StoreReader):
             raise InvalidInput(f"a version's config must be a string (JSON text), got {type(config).__name__}")
         with self._tx() as db:
             db.execute("UPDATE versions SET config = ?, updated_at = ? WHERE id = ?", (config, now_iso(), version_id))
+            self._bump(version_id)
 
     def create_label(self, version_id: str, name: str, *, color: str = "", index: int | None = None) -> Label:
         """A label; no index -> after the last; no colour -> the palette's, by creation position."""
@@ -688,6 +754,7 @@ class Store(StoreReader):
                 f"INSERT INTO labels ({_LABEL_COLS}) VALUES (?, ?, ?, '', ?, ?, '', ?, ?)",
                 (label_id, version_id, name, color, index, now, now),
             )
+            self._bump(version_id)
         return _label(self._one(f"SELECT {_LABEL_COLS} FROM labels WHERE id = ?", (label_id,)))
 
     def create_split(self, version_id: str, name: str) -> DatasetSplit:
@@ -695,6 +762,7 @@ class Store(StoreReader):
         self._version_row(version_id)
         with self._tx():
             split_id = self._insert_split(version_id, name)
+            self._bump(version_id)
         return self._split_in(version_id, split_id)
 
     def _insert_split(self, version_id: str, name: str) -> str:
@@ -752,6 +820,7 @@ class Store(StoreReader):
                 f"INSERT INTO annotations (version_id, {_ANN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (version_id, ann_id, item_id, split_id, label_id, stored, now, now),
             )
+            self._bump(version_id)
         return Annotation(
             id=ann_id,
             item_id=item_id,
@@ -821,6 +890,7 @@ class Store(StoreReader):
                     db.executemany(
                         f"INSERT INTO annotations (version_id, {_ANN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", anns
                     )
+                    self._bump(version_id)
             except sqlite3.IntegrityError as exc:
                 raise InvalidInput(f"rows {done}..{done + len(chunk) - 1} were rejected: {exc}") from exc
             done += len(chunk)
@@ -843,3 +913,481 @@ class Store(StoreReader):
         info = BlobInfo.of(data)
         small[info.sha256] = (info.sha256, info.size, info.crc32, data)
         return info.sha256
+
+    # -- the HTTP service: archive sizes ----------------------------------------
+
+    def archive_size(self, etag: str) -> int | None:
+        """A remembered exact size of the archive an export ETag names."""
+        row = self._one("SELECT size FROM archive_sizes WHERE etag = ?", (etag,))
+        return row[0] if row else None
+
+    def remember_archive_size(self, etag: str, version_id: str, revision: int, size: int) -> None:
+        """Keep an archive's size across restarts; sizes of the version's older revisions are dropped."""
+        with self._tx() as db:
+            db.execute("DELETE FROM archive_sizes WHERE version_id = ? AND revision < ?", (version_id, revision))
+            db.execute(
+                "INSERT OR REPLACE INTO archive_sizes (etag, version_id, revision, size) VALUES (?, ?, ?, ?)",
+                (etag, version_id, revision, size),
+            )
+
+    # -- the HTTP service: users and keys --------------------------------------
+
+    def create_user(
+        self, username: str, password: str = "", *, email: str = "", name: str = "", firstname: str = ""
+    ) -> tuple[dict[str, str], str]:
+        """A user and a first API key: ``(user row, key)``. Only the key's SHA-256 is stored."""
+        if not isinstance(username, str) or not username.strip():
+            raise InvalidInput(f"a user needs a non-empty username, got {username!r}")
+        user_id, now = new_id(), now_iso()
+        with self._tx() as db:
+            if self._one("SELECT 1 FROM users WHERE username = ?", (username,)):
+                raise InvalidInput(f"username {username!r} is already taken")
+            db.execute(
+                "INSERT INTO users (id, username, email, name, firstname, password_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, username, email or "", name or "", firstname or "", _hash_password(password or ""), now),
+            )
+            key = self._insert_key(user_id)
+        return self.get_user(user_id), key
+
+    def _insert_key(self, user_id: str) -> str:
+        key = secrets.token_urlsafe(32)
+        self._db.execute(
+            "INSERT INTO api_keys (key_hash, user_id, created_at) VALUES (?, ?, ?)", (_hash_key(key), user_id, now_iso())
+        )
+        return key
+
+    def get_user(self, user_id: str) -> dict[str, str]:
+        row = self._one("SELECT id, username, email, name, firstname FROM users WHERE id = ?", (user_id,))
+        if row is None:
+            raise NotFound(f"unknown user {user_id!r}")
+        return dict(zip(("id", "username", "email", "name", "firstname"), row))
+
+    def user_for_key(self, key: str) -> str | None:
+        """The id of the user an API key belongs to, or None."""
+        row = self._one("SELECT user_id FROM api_keys WHERE key_hash = ?", (_hash_key(key),))
+        return row[0] if row else None
+
+    def login(self, username: str, password: str) -> tuple[dict[str, str], str] | None:
+        """A new key for a user whose password matches; None otherwise."""
+        row = self._one("SELECT id, password_hash FROM users WHERE username = ?", (username,))
+        if row is None or not _check_password(password or "", row[1]):
+            return None
+        with self._tx():
+            key = self._insert_key(row[0])
+        return self.get_user(row[0]), key
+
+    def revoke_key(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM api_keys WHERE key_hash = ?", (_hash_key(key),))
+
+    def owner_of(self, dataset_id: str) -> str | None:
+        row = self._one("SELECT coalesce(user_id, '') FROM datasets WHERE id = ?", (dataset_id,))
+        return None if row is None else row[0]
+
+    def dataset_ids_of(self, user_id: str) -> list[str]:
+        return [r[0] for r in self._all("SELECT id FROM datasets WHERE user_id = ? ORDER BY created_at, id", (user_id,))]
+
+    # -- the HTTP service: updates and deletes ---------------------------------
+
+    def update_dataset(self, dataset_id: str, *, name: str, description: str, multi_label: bool) -> Dataset:
+        self.get_dataset(dataset_id)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput(f"a dataset needs a non-empty name, got {name!r}")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE datasets SET name = ?, description = ?, multi_label = ?, updated_at = ? WHERE id = ?",
+                (name, description or "", bool(multi_label), now_iso(), dataset_id),
+            )
+            for (version_id,) in self._all("SELECT id FROM versions WHERE dataset_id = ?", (dataset_id,)):
+                self._bump(version_id)  # multi_label changes CSV exports
+        return self.get_dataset(dataset_id)
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self.get_dataset(dataset_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+
+    def update_version(self, version_id: str, *, name: str, description: str, config: str) -> None:
+        """Name, description and config; a version's labels and splits change only through their own calls."""
+        self._version_row(version_id)
+        if not isinstance(config, str):
+            raise InvalidInput(f"a version's config must be a string (JSON text), got {type(config).__name__}")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE versions SET name = coalesce(nullif(?, ''), name), description = ?, config = ?,"
+                " updated_at = ? WHERE id = ?",
+                (name or "", description or "", config, now_iso(), version_id),
+            )
+            self._bump(version_id)
+
+    def delete_version(self, version_id: str) -> None:
+        self._version_row(version_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM revisions WHERE version_id = ?", (version_id,))
+            db.execute("DELETE FROM versions WHERE id = ?", (version_id,))
+
+    def duplicate_version(self, dataset_id: str, version_id: str, name: str = "") -> DatasetVersion:
+        """A new version of the dataset with copies of the labels, splits, items, annotations and states.
+
+        Copies get new ids; blobs are shared (they are content-addressed).
+        """
+        self.get_version(dataset_id, version_id)
+        now = now_iso()
+        with self._tx() as db:
+            count = self._one("SELECT count(*) FROM versions WHERE dataset_id = ?", (dataset_id,))[0]
+            new_version = self._insert_version(dataset_id, name or f"v{count + 1}", "", "")
+            db.execute(
+                "UPDATE versions SET description = (SELECT description FROM versions WHERE id = ?),"
+                " config = (SELECT config FROM versions WHERE id = ?) WHERE id = ?",
+                (version_id, version_id, new_version),
+            )
+            db.execute("CREATE TEMP TABLE IF NOT EXISTS id_map (old TEXT PRIMARY KEY, new TEXT NOT NULL)")
+            db.execute("DELETE FROM id_map")
+            for table in ("labels", "splits", "items"):
+                order = "seq" if table != "items" else "id"
+                olds = [r[0] for r in self._all(f"SELECT id FROM {table} WHERE version_id = ? ORDER BY {order}", (version_id,))]
+                db.executemany("INSERT INTO id_map (old, new) VALUES (?, ?)", [(o, new_id()) for o in olds])
+            db.execute(
+                f"INSERT INTO labels ({_LABEL_COLS}) SELECT m.new, ?, name, description, color, idx, shortcut, ?, ?"
+                " FROM labels l JOIN id_map m ON m.old = l.id WHERE l.version_id = ? ORDER BY l.seq",
+                (new_version, now, now, version_id),
+            )
+            db.execute(
+                f"INSERT INTO splits ({_SPLIT_COLS}) SELECT m.new, ?, name, description, ?, ?"
+                " FROM splits s JOIN id_map m ON m.old = s.id WHERE s.version_id = ? ORDER BY s.seq",
+                (new_version, now, now, version_id),
+            )
+            db.execute(
+                "INSERT INTO items (id, version_id, name, description, text, extension, blob_id, created_at,"
+                " updated_at, version) SELECT m.new, ?, name, description, text, extension, blob_id, ?, ?, 1"
+                " FROM items i JOIN id_map m ON m.old = i.id WHERE i.version_id = ? ORDER BY m.new",
+                (new_version, now, now, version_id),
+            )
+            db.execute(
+                "INSERT INTO item_splits (split_id, item_id) SELECT ms.new, mi.new FROM item_splits x"
+                " JOIN id_map ms ON ms.old = x.split_id JOIN id_map mi ON mi.old = x.item_id"
+                " JOIN items i ON i.id = x.item_id WHERE i.version_id = ?",
+                (version_id,),
+            )
+            rows = self._all(
+                "SELECT mi.new, ms.new, ml.new, a.coordinates FROM annotations a JOIN id_map mi ON mi.old = a.item_id"
+                " JOIN id_map ms ON ms.old = a.split_id JOIN id_map ml ON ml.old = a.label_id"
+                " WHERE a.version_id = ? ORDER BY a.rowid",
+                (version_id,),
+            )
+            db.executemany(
+                f"INSERT INTO annotations (version_id, {_ANN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(new_version, new_id(), *r, now, now) for r in rows],
+            )
+            states = self._all(
+                "SELECT m.new, s.name, s.user_id, s.state, s.version FROM item_states s"
+                " JOIN id_map m ON m.old = s.item_id WHERE s.version_id = ?",
+                (version_id,),
+            )
+            db.executemany(
+                "INSERT INTO item_states (item_id, version_id, id, name, user_id, state, version, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(r[0], new_version, new_id(), r[1], r[2], r[3], r[4], now, now) for r in states],
+            )
+            db.execute("DELETE FROM id_map")
+            self._bump(new_version)
+        return self.get_version(dataset_id, new_version)
+
+    def get_label(self, version_id: str, label_id: str) -> Label:
+        for label in self.labels(version_id):
+            if label.id == label_id:
+                return label
+        self._label_in(version_id, label_id)
+        raise AssertionError("unreachable")
+
+    def update_label(
+        self, version_id: str, label_id: str, *, name: str, description: str, color: str, index: int | None, shortcut: str
+    ) -> Label:
+        old = self.get_label(version_id, label_id)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput(f"a label needs a non-empty name, got {name!r}")
+        if color and not (isinstance(color, str) and _COLOR.fullmatch(color)):
+            raise InvalidInput(f"label colour must look like #rrggbb, got {color!r}")
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+            raise InvalidInput(f"label index must be a non-negative integer, got {index!r}")
+        with self._tx() as db:
+            if name != old.name and self._one(
+                "SELECT 1 FROM labels WHERE version_id = ? AND name = ?", (version_id, name)
+            ):
+                raise InvalidInput(f"label {name!r} already exists in version {version_id}")
+            db.execute(
+                "UPDATE labels SET name = ?, description = ?, color = ?, idx = ?, shortcut = ?, updated_at = ?"
+                " WHERE id = ?",
+                (name, description or "", (color or old.color).lower(), old.index if index is None else index,
+                 shortcut or "", now_iso(), label_id),
+            )
+            self._bump(version_id)
+        return self.get_label(version_id, label_id)
+
+    def delete_label(self, version_id: str, label_id: str) -> Label:
+        label = self.get_label(version_id, label_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM labels WHERE id = ?", (label_id,))
+            self._bump(version_id)
+        return label
+
+    def get_split(self, version_id: str, split_id: str) -> DatasetSplit:
+        self._version_row(version_id)
+        return self._split_in(version_id, split_id)
+
+    def update_split(self, version_id: str, split_id: str, *, name: str, description: str) -> DatasetSplit:
+        old = self.get_split(version_id, split_id)
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput(f"a split needs a non-empty name, got {name!r}")
+        with self._tx() as db:
+            if name != old.name and self._one(
+                "SELECT 1 FROM splits WHERE version_id = ? AND name = ?", (version_id, name)
+            ):
+                raise InvalidInput(f"split {name!r} already exists in version {version_id}")
+            db.execute(
+                "UPDATE splits SET name = ?, description = ?, updated_at = ? WHERE id = ?",
+                (name, description or "", now_iso(), split_id),
+            )
+            self._bump(version_id)
+        return self.get_split(version_id, split_id)
+
+    def delete_split(self, version_id: str, split_id: str) -> DatasetSplit:
+        split = self.get_split(version_id, split_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM splits WHERE id = ?", (split_id,))
+            self._bump(version_id)
+        return split
+
+    # -- the HTTP service: items ---------------------------------------------
+
+    def item_version_id(self, item_id: str) -> str | None:
+        row = self._one("SELECT version_id FROM items WHERE id = ?", (item_id,))
+        return row[0] if row else None
+
+    def list_items(
+        self,
+        version_id: str,
+        *,
+        page_size: int = 10,
+        page: int = 0,
+        split_id: str | None = None,
+        label_id: str | None = None,
+        only_unlabelled: bool = False,
+    ) -> list[DatasetItem]:
+        """One page of a version's items (by id), optionally filtered by split, label or no label."""
+        self._version_row(version_id)
+        if page_size < 1 or page < 0:
+            raise InvalidInput(f"pageSize must be at least 1 and pageCount at least 0, got {page_size}, {page}")
+        where, args = ["i.version_id = ?"], [version_id]
+        if split_id:
+            self._split_in(version_id, split_id)
+            where.append("EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id AND s.split_id = ?)")
+            args.append(split_id)
+        if label_id:
+            self._label_in(version_id, label_id)
+            where.append("EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id AND a.label_id = ?)")
+            args.append(label_id)
+        if only_unlabelled:
+            where.append("NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id)")
+        ids = self._all(
+            f"SELECT i.id FROM items i WHERE {' AND '.join(where)} ORDER BY i.id LIMIT ? OFFSET ?",
+            (*args, page_size, page * page_size),
+        )
+        return [self.get_item(r[0]) for r in ids]
+
+    def update_item(
+        self,
+        item_id: str,
+        *,
+        name: str | None,
+        description: str,
+        text: str | None,
+        split_ids: list[str] | None,
+        if_match: int | None = None,
+    ) -> DatasetItem:
+        """Replace an item's fields and split membership; annotations in splits it leaves go with them.
+
+        ``if_match``: the item's ``version`` the caller last saw; a mismatch raises
+        :class:`VersionConflict` and changes nothing.
+        """
+        row = self._one("SELECT version_id, version FROM items WHERE id = ?", (item_id,))
+        if row is None:
+            raise NotFound(f"unknown item {item_id!r}")
+        version_id, current = row
+        if if_match is not None and if_match != current:
+            raise VersionConflict(f"item {item_id} is at version {current}, not {if_match}", current)
+        valid = {s.id for s in self.splits(version_id)}
+        for split_id in split_ids or ():
+            if split_id not in valid:
+                self._split_in(version_id, split_id)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE items SET name = ?, description = ?, text = ?, updated_at = ?, version = version + 1"
+                " WHERE id = ?",
+                (name, description or "", text if text is not None else "", now_iso(), item_id),
+            )
+            if split_ids is not None:
+                keep = list(dict.fromkeys(split_ids))
+                marks = ",".join("?" * len(keep)) or "''"
+                db.execute(f"DELETE FROM item_splits WHERE item_id = ? AND split_id NOT IN ({marks})", (item_id, *keep))
+                db.execute(f"DELETE FROM annotations WHERE item_id = ? AND split_id NOT IN ({marks})", (item_id, *keep))
+                db.executemany(
+                    "INSERT OR IGNORE INTO item_splits (split_id, item_id) VALUES (?, ?)", [(s, item_id) for s in keep]
+                )
+            self._bump(version_id)
+        return self.get_item(item_id)
+
+    def set_item_blob(self, item_id: str, blob: BlobInfo, extension: str) -> DatasetItem:
+        version_id = self.item_version_id(item_id)
+        if version_id is None:
+            raise NotFound(f"unknown item {item_id!r}")
+        with self._tx() as db:
+            blob_id = self.blobs.ids_of([blob.sha256])[blob.sha256]
+            db.execute(
+                "UPDATE items SET blob_id = ?, extension = ?, updated_at = ?, version = version + 1 WHERE id = ?",
+                (blob_id, extension.lstrip(".").lower(), now_iso(), item_id),
+            )
+            self._bump(version_id)
+        return self.get_item(item_id)
+
+    def item_content(self, item_id: str) -> bytes | BlobFile | None:
+        row = self._one(
+            "SELECT b.sha256, b.size, b.crc32, b.data FROM items i JOIN blobs b ON b.id = i.blob_id WHERE i.id = ?",
+            (item_id,),
+        )
+        return None if row is None else self.blobs.content(item_id, *row)
+
+    def delete_item(self, item_id: str) -> DatasetItem:
+        item = self.get_item(item_id)
+        version_id = self.item_version_id(item_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+            self._bump(version_id or "")
+        return item
+
+    # -- the HTTP service: annotations, stats, states ---------------------------
+
+    def get_annotation(self, annotation_id: str) -> tuple[str, Annotation]:
+        """(version id, annotation)."""
+        row = self._one(f"SELECT version_id, {_ANN_COLS} FROM annotations WHERE id = ?", (annotation_id,))
+        if row is None:
+            raise NotFound(f"unknown annotation {annotation_id!r}")
+        return row[0], _annotation(row[1:])
+
+    def update_annotation(self, annotation_id: str, *, label_id: str, coordinates: str) -> Annotation:
+        version_id, ann = self.get_annotation(annotation_id)
+        _, content_type = self._version_row(version_id)
+        self._label_in(version_id, label_id)
+        text = self._one("SELECT text FROM items WHERE id = ?", (ann.item_id,))[0]
+        stored = _check_coordinates(content_type, coordinates or "", text)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE annotations SET label_id = ?, coordinates = ?, updated_at = ? WHERE id = ?",
+                (label_id, stored, now_iso(), annotation_id),
+            )
+            self._bump(version_id)
+        return self.get_annotation(annotation_id)[1]
+
+    def delete_annotation(self, annotation_id: str) -> Annotation:
+        version_id, ann = self.get_annotation(annotation_id)
+        with self._tx() as db:
+            db.execute("DELETE FROM annotations WHERE id = ?", (annotation_id,))
+            self._bump(version_id)
+        return ann
+
+    def label_stats(self, version_id: str, split_id: str) -> list[dict[str, Any]]:
+        """Per label of the split: annotations and annotated items; plus ``label_id: ""`` for unlabelled items."""
+        self._version_row(version_id)
+        self._split_in(version_id, split_id)
+        counts = {
+            r[0]: (r[1], r[2])
+            for r in self._all(
+                "SELECT label_id, count(*), count(DISTINCT item_id) FROM annotations WHERE split_id = ? GROUP BY label_id",
+                (split_id,),
+            )
+        }
+        out = []
+        for label in self.labels(version_id):
+            anns, items = counts.get(label.id, (0, 0))
+            out.append({"label_id": label.id, "split_id": split_id, "count": items, "annotation_count": anns, "item_count": items})
+        unlabelled = self._one(
+            "SELECT count(*) FROM item_splits s WHERE s.split_id = ? AND NOT EXISTS"
+            " (SELECT 1 FROM annotations a WHERE a.item_id = s.item_id AND a.split_id = s.split_id)",
+            (split_id,),
+        )[0]
+        out.append({"label_id": "", "split_id": split_id, "count": unlabelled, "annotation_count": 0, "item_count": unlabelled})
+        return out
+
+    def get_state(self, version_id: str, item_id: str) -> dict[str, Any]:
+        row = self._one(
+            "SELECT id, name, user_id, state, version, created_at, updated_at FROM item_states"
+            " WHERE item_id = ? AND version_id = ?",
+            (item_id, version_id),
+        )
+        if row is None:
+            return {"item_id": item_id, "dataset_version_id": version_id, "state": "", "version": 0}
+        return _state(item_id, version_id, row)
+
+    def list_states(self, version_id: str) -> list[dict[str, Any]]:
+        rows = self._all(
+            "SELECT item_id, id, name, user_id, state, version, created_at, updated_at FROM item_states"
+            " WHERE version_id = ? ORDER BY item_id",
+            (version_id,),
+        )
+        return [_state(r[0], version_id, r[1:]) for r in rows]
+
+    def put_state(
+        self, version_id: str, item_id: str, *, state: str, name: str | None, user_id: str, if_match: int | None
+    ) -> dict[str, Any]:
+        current = self.get_state(version_id, item_id)["version"]
+        if if_match is not None and if_match != current:
+            raise VersionConflict(f"the state of item {item_id} is at version {current}, not {if_match}", current)
+        now = now_iso()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO item_states (item_id, version_id, id, name, user_id, state, version, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(item_id, version_id) DO UPDATE SET"
+                " name = excluded.name, state = excluded.state, user_id = excluded.user_id,"
+                " version = version + 1, updated_at = excluded.updated_at",
+                (item_id, version_id, new_id(), name, user_id, state or "", now, now),
+            )
+        return self.get_state(version_id, item_id)
+
+
+class VersionConflict(InvalidInput):
+    """An If-Match precondition that does not hold; ``current`` is the version now stored."""
+
+    def __init__(self, message: str, current: int) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+def _state(item_id: str, version_id: str, r: tuple) -> dict[str, Any]:
+    out = {
+        "id": r[0], "item_id": item_id, "dataset_version_id": version_id, "user_id": r[2], "state": r[3],
+        "version": r[4], "created_at": r[5], "updated_at": r[6],
+    }
+    if r[1] is not None:
+        out["name"] = r[1]
+    return out
+
+
+def _hash_key(key: str) -> str:
+    """API keys are 256 random bits: one SHA-256 is enough to store them safely."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def _check_password(password: str, stored: str) -> bool:
+    try:
+        _, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1)
+    return hmac.compare_digest(got.hex(), digest)

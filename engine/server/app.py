@@ -1,0 +1,109 @@
+"""The ASGI app: routes under ``/api/v1``, errors as JSON, one log line per request.
+
+Errors: ``NotFound`` 404, ``InvalidInput`` 400, a failed If-Match 412 with
+``{"current_version": n}`` (what the SDK reads), anything unexpected 500.
+Paths are matched exactly: no redirect on a trailing slash (a redirected
+POST loses its body in requests).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Mount, Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.errors import DsexportError, InvalidInput, NotFound
+from engine.server import accounts, datasets, download, ingest, items, openapi
+from engine.server.auth import Service
+from engine.server.bodies import JSON
+from engine.store import VersionConflict
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+log = logging.getLogger("dsexport.http")
+
+
+def api_routes() -> list[Route]:
+    return [*accounts.routes, *datasets.routes, *items.routes, *download.routes, *ingest.routes]
+
+
+async def _http_error(request: Request, exc: Exception) -> JSON:
+    assert isinstance(exc, HTTPException)
+    return JSON({"message": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _product_error(request: Request, exc: Exception) -> JSON:
+    if isinstance(exc, VersionConflict):
+        return JSON({"message": str(exc), "current_version": exc.current}, 412)
+    if isinstance(exc, NotFound):
+        return JSON({"message": str(exc)}, 404)
+    if isinstance(exc, InvalidInput):
+        return JSON({"message": str(exc)}, 400)
+    return JSON({"message": str(exc)}, 500)
+
+
+class AccessLog:
+    """One line per request: method, path, status, body bytes, milliseconds."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, sent = 0, 0
+
+        async def send_logged(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        finally:
+            client = scope.get("client") or ("-", 0)
+            log.info(
+                '%s "%s %s" %s %d %.1fms',
+                client[0],
+                scope["method"],
+                scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""),
+                status or "-",
+                sent,
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+def create_app(store_root: str | Path) -> Starlette:
+    """The app over the store at ``store_root`` (created if absent)."""
+    service = Service(Path(store_root))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        try:
+            yield
+        finally:
+            service.close()
+
+    api = Router(routes=api_routes(), redirect_slashes=False)
+    app = Starlette(
+        routes=[Route("/openapi.json", openapi.openapi_json, methods=["GET"]), Mount(API_PREFIX, app=api)],
+        exception_handlers={HTTPException: _http_error, DsexportError: _product_error},
+        lifespan=lifespan,
+    )
+    app.router.redirect_slashes = False
+    app.state.service = service
+    app.add_middleware(AccessLog)
+    return app

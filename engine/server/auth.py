@@ -1,0 +1,148 @@
+"""Who is asking, and what they may see.
+
+The SDK sends ``Authorization: Bearer <apikey>`` and nothing else, so the
+key alone names the user. No key or an unknown key: 401. Every dataset
+belongs to its creator; another user's dataset, and anything under it, is
+answered 404 exactly like an id that does not exist, so ids cannot be probed.
+
+Store calls run in a worker thread under the store's lock: one SQLite
+connection serves the API (exports open their own read-only connections).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from engine.errors import NotFound
+from engine.store import Store
+
+__all__ = ["Service", "check_dataset", "check_item", "check_version", "db", "service", "user_id"]
+
+T = TypeVar("T")
+
+
+class SizeCache:
+    """ETag -> archive size, the most recent :attr:`LIMIT` of them (sizes of old revisions age out)."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+
+    def get(self, etag: str) -> int | None:
+        size = self._sizes.get(etag)
+        if size is not None:
+            self._sizes.move_to_end(etag)
+        return size
+
+    def __setitem__(self, etag: str, size: int) -> None:
+        self._sizes[etag] = size
+        self._sizes.move_to_end(etag)
+        while len(self._sizes) > self.LIMIT:
+            self._sizes.popitem(last=False)
+
+
+class Service:
+    """What the app shares between requests: the store and the export size cache."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.store = Store.open(self.root, create=True)
+        #: ETag -> exact archive size, filled by sizing passes and by finished exports.
+        self.sizes = SizeCache()
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self.store._lock:
+            return fn(*args, **kwargs)
+
+    async def size_of(self, etag: str) -> int | None:
+        """The archive size for an export ETag: memory first, then the store (survives restarts)."""
+        size = self.sizes.get(etag)
+        if size is None:
+            size = await anyio.to_thread.run_sync(lambda: self.call(self.store.archive_size, etag))
+            if size is not None:
+                self.sizes[etag] = size
+        return size
+
+    async def remember_size(self, etag: str, version_id: str, revision: int, size: int) -> None:
+        self.sizes[etag] = size
+        await anyio.to_thread.run_sync(
+            lambda: self.call(self.store.remember_archive_size, etag, version_id, revision, size)
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def service(request: Request) -> Service:
+    return request.app.state.service
+
+
+async def db(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a store call in a worker thread."""
+    svc = service(request)
+    return await anyio.to_thread.run_sync(lambda: svc.call(fn, *args, **kwargs))
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
+
+
+async def user_id(request: Request) -> str:
+    """The caller's user id; 401 without a valid key."""
+    key = bearer(request)
+    if key is None:
+        raise HTTPException(401, "missing API key: send Authorization: Bearer <apikey>", {"WWW-Authenticate": "Bearer"})
+    found = await db(request, service(request).store.user_for_key, key)
+    if found is None:
+        raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def _not_found(kind: str, value: str) -> NotFound:
+    return NotFound(f"unknown {kind} {value!r}")
+
+
+async def check_dataset(request: Request) -> tuple[str, str]:
+    """(user id, dataset id) when the caller owns the path's dataset; else 404."""
+    uid = await user_id(request)
+    dataset_id = request.path_params["d"]
+    owner = await db(request, service(request).store.owner_of, dataset_id)
+    if owner != uid:
+        raise _not_found("dataset", dataset_id)
+    return uid, dataset_id
+
+
+async def check_version(request: Request) -> tuple[str, str, str]:
+    """(user id, dataset id, version id) when the path's version is in the caller's dataset."""
+    uid, dataset_id = await check_dataset(request)
+    version_id = request.path_params["v"]
+    store = service(request).store
+
+    def belongs() -> bool:
+        row = store._one("SELECT 1 FROM versions WHERE id = ? AND dataset_id = ?", (version_id, dataset_id))
+        return row is not None
+
+    if not await db(request, belongs):
+        raise _not_found("version", version_id)
+    return uid, dataset_id, version_id
+
+
+async def check_item(request: Request, item_id: str | None = None) -> tuple[str, str, str, str]:
+    """(user, dataset, version, item) when the item is in the path's version."""
+    uid, dataset_id, version_id = await check_version(request)
+    item_id = item_id if item_id is not None else request.path_params["i"]
+    if await db(request, service(request).store.item_version_id, item_id) != version_id:
+        raise _not_found("item", item_id)
+    return uid, dataset_id, version_id, item_id

@@ -1,0 +1,77 @@
+"""``dsexport serve``, ``dsexport user create`` and ``dsexport import``, registered on ``engine.cli.app``."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from engine.cli import StoreOption, _default_store, _user_errors, app, err
+from engine.store import Store
+
+__all__ = ["user_app"]
+
+
+class WorkerChoice(str, Enum):
+    trio = "trio"
+    uvloop = "uvloop"
+
+
+class ImportFormat(str, Enum):
+    folders = "folders"
+    yolo = "yolo"
+    csv = "csv"
+    spacy_ner = "spacy-ner"
+
+
+@app.command()
+def serve(
+    store: StoreOption = None,  # type: ignore[assignment]
+    bind: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:8000",
+    worker: Annotated[WorkerChoice, typer.Option(help="Hypercorn worker: trio, or asyncio on uvloop.")] = WorkerChoice.trio,
+) -> None:
+    """Serve the SeeMe-compatible HTTP API (base URL http://BIND/api/v1/) until Ctrl-C or SIGTERM."""
+    from engine.server.serve import serve as run
+
+    with _user_errors():
+        run(store or _default_store(), bind, worker.value)
+
+
+user_app = typer.Typer(help="Manage the users of the HTTP API.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    store: StoreOption = None,  # type: ignore[assignment]
+    password: Annotated[Optional[str], typer.Option(help="Password for POST login (none: key only).")] = None,
+) -> None:
+    """Create a user and print a new API key (only its hash is stored)."""
+    with _user_errors(), Store.open(store or _default_store(), create=True) as opened:
+        _, key = opened.create_user(name, password or "")
+    sys.stdout.write(key + "\n")
+
+
+@app.command("import")
+def import_(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+    version_id: Annotated[str, typer.Argument(help="Version id.")],
+    file: Annotated[Path, typer.Argument(help="The ZIP archive to import.")],
+    format: Annotated[ImportFormat, typer.Option("--format", "-f", help="The archive's format.")],
+    store: StoreOption = None,  # type: ignore[assignment]
+) -> None:
+    """Import an exported ZIP into a version: all of it, or nothing (exit 2 with the reason)."""
+    from engine.server.ingest import import_archive
+
+    with _user_errors(), Store.open(store or _default_store(), create=False) as opened:
+        opened.get_version(dataset_id, version_id)
+        counts = import_archive(opened, version_id, file, format.value)
+    err.print(
+        f"imported {counts.items} items, {counts.labels} new labels, {counts.splits} new splits, "
+        f"{counts.annotations} annotations into version {version_id}",
+        highlight=False,
+    )
