@@ -17,6 +17,7 @@ three batches plus fixed buffers, whatever the dataset's size.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from contextlib import aclosing
@@ -294,4 +295,11 @@ def run_export(
         finally:
             await source.aclose()
 
-    return anyio.run(main, **BACKENDS[backend])
+    try:
+        return anyio.run(main, **BACKENDS[backend])
+    except asyncio.CancelledError:
+        # asyncio's runner turns Ctrl-C into cancelling the main task, and
+        # re-raises KeyboardInterrupt only if that task's cancel count is back
+        # to zero; otherwise CancelledError escapes. At the top of the run,
+        # nothing but Ctrl-C cancels the main task, so say what happened.
+        raise KeyboardInterrupt from None
