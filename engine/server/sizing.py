@@ -33,17 +33,8 @@ __all__ = ["QuickStoreSource", "archive_size", "resolve_plan"]
 
 class QuickStoreSource(StoreSource):
     """The server's StoreSource: a plan without the exact occurrence count (only progress bars
-    use it), and an 8 MiB page cache instead of 32 MiB, since many exports run at once.
+    use it).
     """
-
-    READER_CACHE_KIB = 8192
-
-    async def _open(self) -> StoreReader:
-        fresh = self._store is None
-        store = await super()._open()
-        if fresh:
-            store._db.execute(f"PRAGMA cache_size=-{self.READER_CACHE_KIB}")
-        return store
 
     async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:
         store = await self._open()
