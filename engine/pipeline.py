@@ -233,7 +233,10 @@ async def _produce(source: Source, job: _Job, send: ObjectSendStream[list[Export
                         job.skip(missing)
                         gone = {id(item) for item in missing}
                         batch = [item for item in batch if id(item) not in gone]
-                await send.send(batch)
+                try:
+                    await send.send(batch)
+                except anyio.BrokenResourceError:
+                    return  # the writer has stopped; its own exception says why
 
 
 def _batches(page: list[ExportItem]) -> list[list[ExportItem]]:
