@@ -1,0 +1,300 @@
+"""Results: the JSON of each run, and ``latest.md`` plus plots drawn from them.
+
+``python -m bench.report [--results DIR]`` (run by ``python -m bench`` at
+the end) reads the newest result of every scenario in ``DIR`` (a quick or
+full one if there is any, else a custom one), and writes ``latest.md``: the
+issue's targets with MET or MISSED and the measured numbers, then a table
+per scenario; and, for the small-items scenario, ``small-throughput.png``
+(items/s against N) and ``small-rss.png`` (peak RSS against N), drawn with
+matplotlib (Agg), log x-axis, every contender.
+
+Rates: items/s is item occurrences exported per second of wall time (for
+``cat``, files read); MB/s is the dataset's payload (blob bytes, or row and
+document text) in 10^6 bytes per second, the same numerator for every
+contender, so the two rates give the same ratios. Ratio columns divide a
+contender's median items/s by the named contender's at the same N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import date
+from importlib import metadata
+from pathlib import Path
+
+__all__ = ["RESULTS", "machine_facts", "render", "write_result"]
+
+RESULTS = Path(__file__).parent / "results"
+OURS = "dsexport"
+_PACKAGES = ("dsexport", "zipstream-ng", "anyio", "trio", "uvloop", "msgspec", "matplotlib")
+
+
+def machine_facts() -> dict:
+    """What the numbers were measured on."""
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    mem_kib = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), 0)
+    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "")
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": model,
+        "memory_gib": round(mem_kib / 2**20, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "zip": _first_line(["zip", "-v"], line=1),
+        "git": _first_line(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"]),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _first_line(argv: list[str], line: int = 0) -> str | None:
+    if shutil.which(argv[0]) is None:
+        return None
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out[line].strip() if len(out) > line else None
+
+
+def write_result(record: dict, results: Path = RESULTS) -> Path:
+    """Save one scenario's run as ``<date>-<scenario>[-custom].json``."""
+    results.mkdir(parents=True, exist_ok=True)
+    suffix = "-custom" if record.get("custom") else ""
+    path = results / f"{date.today().isoformat()}-{record['scenario']}{suffix}.json"
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def latest(results: Path) -> dict[str, dict]:
+    """The newest result per scenario: standard (quick/full) ones before custom ones."""
+    found: dict[str, tuple[tuple, dict]] = {}
+    for path in results.glob("*.json"):
+        record = json.loads(path.read_text())
+        rank = (not record.get("custom"), record.get("started_at", ""))
+        name = record["scenario"]
+        if name not in found or rank > found[name][0]:
+            found[name] = (rank, record)
+    return {name: found[name][1] for name in sorted(found, key=_scenario_order)}
+
+
+def _scenario_order(name: str) -> tuple[int, str]:
+    from bench.scenarios import SCENARIOS
+
+    names = list(SCENARIOS)
+    return (names.index(name) if name in names else len(names), name)
+
+
+# -- targets -------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    text: str
+    measured: str
+    met: bool | None  # None: not measured
+
+
+def _summary(record: dict | None, n: int | None, contender: str) -> dict | None:
+    if record is None:
+        return None
+    points = record["points"]
+    point = points[-1] if n is None else next((p for p in points if p["n"] == n), None)
+    if point is None:
+        return None
+    return (point["contenders"].get(contender) or {}).get("summary")
+
+
+def targets(results: dict[str, dict]) -> list[Target]:
+    """Issue 5's targets, each with the measured medians."""
+    small, blobs = results.get("small"), results.get("blobs")
+    out: list[Target] = []
+    ours, plain, cat = (_summary(small, 1_000_000, c) for c in (OURS, "zipstream-plain", "cat"))
+    if ours and plain:
+        ratio = ours["items_per_s"] / plain["items_per_s"]
+        out.append(Target("small, 1 M items: ours >= 2.5x zipstream-plain items/s",
+                          f"{ours['items_per_s']:,.0f} vs {plain['items_per_s']:,.0f} items/s = {ratio:.2f}x",
+                          ratio >= 2.5))
+    else:
+        out.append(Target("small, 1 M items: ours >= 2.5x zipstream-plain items/s", "not measured", None))
+    if ours and cat:
+        ratio = ours["items_per_s"] / cat["items_per_s"]
+        out.append(Target("small, 1 M items: ours >= 0.5x the rate of cat",
+                          f"{ours['items_per_s']:,.0f} vs {cat['items_per_s']:,.0f} items/s = {ratio:.2f}x",
+                          ratio >= 0.5))
+    else:
+        out.append(Target("small, 1 M items: ours >= 0.5x the rate of cat", "not measured", None))
+    if small and len(small["points"]) > 1:
+        first, last = small["points"][0], small["points"][-1]
+        low, high = _summary(small, first["n"], OURS), _summary(small, last["n"], OURS)
+        if low and high:
+            ratio = high["peak_rss_mib_median"] / low["peak_rss_mib_median"]
+            out.append(Target(f"peak RSS of ours flat in N: at {last['n']:,} within 1.2x of {first['n']:,}",
+                              f"{high['peak_rss_mib_median']:.1f} vs {low['peak_rss_mib_median']:.1f} MiB"
+                              f" = {ratio:.2f}x", ratio <= 1.2))
+            out.append(Target(f"peak RSS of ours at {last['n']:,} under 150 MB",
+                              f"{high['peak_rss_mib_median'] * 2**20 / 1e6:.1f} MB",
+                              high["peak_rss_mib_median"] * 2**20 < 150e6))
+    if not small or len(small["points"]) < 2:
+        out.append(Target("peak RSS of ours flat in N", "not measured", None))
+    ours, cat = _summary(blobs, None, OURS), _summary(blobs, None, "cat")
+    if ours and cat:
+        ratio = ours["mb_per_s"] / cat["mb_per_s"]
+        out.append(Target("big blobs: ours >= 80% of cat's MB/s",
+                          f"{ours['mb_per_s']:,.0f} vs {cat['mb_per_s']:,.0f} MB/s = {ratio:.0%}", ratio >= 0.8))
+    else:
+        out.append(Target("big blobs: ours >= 80% of cat's MB/s", "not measured", None))
+    out.append(Target("over HTTP: first byte < 300 ms (1 M items); window 64 >= 40x window 1 at 20 ms",
+                      "pending: the HTTP scenarios join with the HTTP service", None))
+    return out
+
+
+# -- Markdown --------------------------------------------------------------------------
+
+
+def render(results: dict[str, dict]) -> str:
+    """``latest.md``: machine, targets, then a table per scenario."""
+    lines = ["# Benchmark results", ""]
+    lines += ["Written by `python -m bench` (`make bench`: quick; `make bench-full`: the scale run); "
+              "`python -m bench.report` redraws it from the JSON files beside it.", ""]
+    any_record = next(iter(results.values()), None)
+    if any_record is None:
+        return "\n".join(lines + ["No results yet: run `make bench`.", ""])
+    m = any_record["machine"]
+    floors = [p.get("rss_floor_kib", r["rss_floor_kib"]) for r in results.values() for p in r["points"]]
+    packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
+    lines += [f"Machine: {m['nproc']} cores ({m['cpu_model'] or 'unknown CPU'}), {m['memory_gib']} GiB, "
+              f"Linux {m['kernel']}, Python {m['python']}; {packages}; load average at start "
+              f"{', '.join(map(str, m['load_average']))}. Each contender is its own process; times are the "
+              f"parent's wall clock around it (interpreter start-up included), peak RSS the kernel's `ru_maxrss` "
+              f"of the child from `os.wait4`. A forked child starts from the harness's own RSS, so every "
+              f"figure is at least the floor (`true` measured the same way before each point: "
+              f"{min(floors) / 1024:.1f}-{max(floors) / 1024:.1f} MiB); a figure at the floor is shown as "
+              f"\"<= floor\" and means \"at most this\".", ""]
+    lines += ["## Targets (issue 5)", "", "| target | measured (medians) | verdict |", "| --- | --- | --- |"]
+    for t in targets(results):
+        verdict = "not measured" if t.met is None else "**MET**" if t.met else "**MISSED**"
+        lines.append(f"| {t.text} | {t.measured} | {verdict} |")
+    lines.append("")
+    for record in results.values():
+        lines += _scenario_section(record)
+    return "\n".join(lines)
+
+
+def _scenario_section(record: dict) -> list[str]:
+    kind = record["mode"] + (", custom sizes/contenders" if record.get("custom") else "")
+    lines = [f"## {record['scenario']}: {record['title']}", "",
+             f"{kind} run of {record['started_at']}, {record['seconds']:.0f} s."]
+    if record.get("note"):
+        lines[-1] += f" {record['mode'].capitalize()} run: {record['note']}."
+    if record.get("notes"):
+        lines[-1] += f" Note: {record['notes']}."
+    ratios = record["ratios"]
+    lines += ["", "| contender | N | runs | median s | min-max s | items/s | MB/s | peak RSS MiB | "
+              + " | ".join(f"x {r}" for r in ratios) + " |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in ratios) + " |"]
+    for point in record["points"]:
+        summaries = {c: v["summary"] for c, v in point["contenders"].items()}
+        for name, entry in point["contenders"].items():
+            s = entry["summary"]
+            label = f"**{name}**" if name.startswith(OURS) else name
+            if s is None:
+                lines.append(f"| {label} | {point['n']:,} | 0 | failed | | | | | " + " | ".join("" for _ in ratios)
+                             + " |")
+                continue
+            cells = [f"{s['items_per_s'] / summaries[r]['items_per_s']:.2f}" if summaries.get(r) else "-"
+                     for r in ratios]
+            floor = point.get("rss_floor_kib", record["rss_floor_kib"]) / 1024
+            rss = s["peak_rss_mib_median"]
+            rss_cell = f"<= {rss:.1f}" if rss <= floor + 1 else f"{rss:.1f}"
+            lines.append(
+                f"| {label} | {point['n']:,} | {s['runs']} | {s['seconds_median']:.2f} | "
+                f"{s['seconds_min']:.2f}-{s['seconds_max']:.2f} | {s['items_per_s']:,.0f} | {s['mb_per_s']:,.1f} | "
+                f"{rss_cell} | " + " | ".join(cells) + " |"
+            )
+        for name, why in point.get("skipped", {}).items():
+            lines.append(f"| {name} | {point['n']:,} | skipped: {why} | | | | | | " + " | ".join("" for _ in ratios)
+                         + " |")
+    lines.append("")
+    if record["scenario"] == "small":
+        lines += ["![items/s against N](small-throughput.png)", "", "![peak RSS against N](small-rss.png)", ""]
+    return lines
+
+
+# -- plots -----------------------------------------------------------------------------
+
+
+def plot_small(record: dict, results: Path) -> list[Path]:
+    """items/s and peak RSS against N for every contender of the small-items scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, dict]]] = {}
+    for point in record["points"]:
+        for name, entry in point["contenders"].items():
+            if entry["summary"]:
+                series.setdefault(name, []).append((point["n"], entry["summary"]))
+    paths = []
+    for stem, ylabel, value, low, high in (
+        ("small-throughput", "items/s (median; bars: min-max)", "items_per_s", "items_per_s_min", "items_per_s_max"),
+        ("small-rss", "peak RSS, MiB (median; bars: min-max)", "peak_rss_mib_median", "peak_rss_mib_min",
+         "peak_rss_mib_max"),
+    ):
+        fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+        for name, pts in series.items():
+            xs = [n for n, _ in pts]
+            ys = [s[value] for _, s in pts]
+            err = [[y - s[low] for y, (_, s) in zip(ys, pts)], [s[high] - y for y, (_, s) in zip(ys, pts)]]
+            ours = name.startswith(OURS)
+            ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name,
+                        linewidth=2.8 if ours else 1.4, zorder=3 if ours else 2)
+        ax.set_xscale("log")
+        if stem == "small-rss":
+            ax.set_yscale("log")
+            ax.axhline(150e6 / 2**20, color="grey", linestyle="--", linewidth=1)
+            ax.text(min(min(n for n, _ in p) for p in series.values()), 150e6 / 2**20 * 1.05, "150 MB target",
+                    color="grey", fontsize=8)
+        else:
+            ax.set_yscale("log")
+        ax.set_xlabel("items (N, log scale)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{record['title']} ({record['mode']}, {record['started_at'][:10]})", fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = results / f"{stem}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description="Redraw latest.md and the plots.")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    results = latest(args.results)
+    if "small" in results:
+        plot_small(results["small"], args.results)
+    (args.results / "latest.md").write_text(render(results))
+    print(f"wrote {args.results / 'latest.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The scenarios: which dataset, at which sizes, against which contenders.
+
+A :class:`Scenario` names a dataset kind (:mod:`bench.generate`) and, for
+each mode (``quick`` for ``make bench``, ``full`` for ``make bench-full``),
+the points to measure: one dataset size each, with its contenders and how
+many times to run them. Adding a scenario is adding one entry to
+:data:`SCENARIOS`; the HTTP scenarios of issue 5 (time to first byte and
+MB/s over loopback, 16 concurrent exports, a remote source with 20 ms per
+request at window 64 vs 1) join here when the HTTP service and client land,
+with contenders in :mod:`bench.contenders` that start a server first.
+
+The quick run is sized to finish within 10 minutes on a 2-core machine,
+first-time dataset generation included; where it measures less than the
+full run, :attr:`Scenario.quick_note` says so in the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+__all__ = ["MODES", "SCENARIOS", "Point", "Scenario"]
+
+MODES = ("quick", "full")
+
+#: Every archive writer plus both floors: the default line-up of blob scenarios.
+ALL = ["dsexport", "zipstream-plain", "zipfile-memory", "materialise", "zip-cli", "cat", "crc32"]
+#: Single-big-entry formats (CSV, SPACY_NER): no blob files to cat or zip by hand.
+TEXT = ["dsexport", "zipstream-plain", "zipfile-memory", "crc32"]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One dataset size of a scenario, measured against ``contenders``."""
+
+    n: int
+    params: dict[str, int]
+    contenders: list[str]
+    #: Measured runs per contender (after one warm-up unless ``warmup`` is False).
+    repeat: int = 3
+    warmup: bool = True
+    #: Contenders run fewer times here (name -> repeat), e.g. the slow ones at 1 M.
+    repeat_of: dict[str, int] = field(default_factory=dict)
+    #: Contenders left out of the warm-up round (the store is pre-read into the page cache anyway).
+    cold: tuple[str, ...] = ()
+
+    def runs_of(self, contender: str, repeat: int | None) -> int:
+        """Measured runs of ``contender``: the ``--repeat`` override, else this point's plan."""
+        if repeat is not None:
+            return repeat
+        return self.repeat_of.get(contender, self.repeat)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    #: Dataset kind, a key of ``bench.generate.BUILDERS``.
+    kind: str
+    #: Fixed dataset parameters; ``n`` comes from the point.
+    params: dict[str, int]
+    #: mode -> points
+    plan: dict[str, list[Point]]
+    #: Contenders the table divides every rate by (ratio columns).
+    ratios: tuple[str, ...] = ("zipstream-plain", "cat")
+    #: The largest ``--sizes`` value accepted (a guard for scenarios of big items).
+    max_n: int = 10_000_000
+    #: What the quick run measures less of, and what only the full run does (printed in the report).
+    quick_note: str = ""
+    full_note: str = ""
+    notes: str = ""
+
+    def points(self, mode: str, sizes: list[int] | None = None) -> list[Point]:
+        """The points of ``mode``; ``sizes`` replaces the sizes (an unplanned size gets the first point's plan)."""
+        planned = self.plan[mode]
+        if not sizes:
+            return planned
+        if max(sizes) > self.max_n:
+            raise ValueError(f"scenario {self.name} takes at most {self.max_n:,} items, got {max(sizes):,}")
+        by_n = {p.n: p for p in planned}
+        return [replace(by_n.get(n, planned[0]), n=n, params={**self.params, "n": n}) for n in sizes]
+
+
+def _points(params: dict[str, int], sizes: list[int], contenders: list[str], **plan) -> list[Point]:  # noqa: ANN003
+    return [Point(n, {**params, "n": n}, list(contenders), **plan) for n in sizes]
+
+
+_SMALL = {"size": 1024, "seed": 0}
+_YOLO = {"kib": 100, "seed": 0}
+_BLOBS = {"mib": 100, "seed": 0}
+_SEED = {"seed": 0}
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario(
+            name="small",
+            title="Many small items: FOLDERS of 1 KiB items",
+            kind="small",
+            params=_SMALL,
+            plan={
+                "quick": [
+                    Point(10_000, {**_SMALL, "n": 10_000}, ALL, cold=("materialise",),
+                          repeat_of={"materialise": 1, "zipfile-memory": 2, "zip-cli": 2, "crc32": 2}),
+                    Point(100_000, {**_SMALL, "n": 100_000}, [c for c in ALL if c != "materialise"],
+                          repeat_of={"zipfile-memory": 2, "zip-cli": 2, "crc32": 2}),
+                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ["dsexport", "zipstream-plain", "cat", "crc32"],
+                          repeat=2, repeat_of={"zipstream-plain": 1, "cat": 1, "crc32": 1},
+                          cold=("dsexport", "zipstream-plain", "crc32")),
+                ],
+                "full": [
+                    *_points(_SMALL, [10_000, 100_000], ALL),
+                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ALL, repeat_of={"materialise": 1},
+                          cold=("materialise",)),
+                    Point(5_000_000, {**_SMALL, "n": 5_000_000},
+                          ["dsexport", "zipstream-plain", "zipfile-memory", "crc32"],
+                          repeat=2, warmup=False, repeat_of={"zipfile-memory": 1}),
+                ],
+            },
+            quick_note="materialise runs once (no warm-up) and only at 10 k, zipfile-memory, zip-cli and crc32 "
+            "twice; at 1 M items "
+            "only dsexport (2 runs), zipstream-plain, cat and crc32 (1 run each) run, and only cat has a warm-up "
+            "run (the store is pre-read instead); zipfile-memory, materialise and zip-cli are left out at 1 M "
+            "to fit 10 minutes",
+            full_note="at 5 M items the tree-based contenders (materialise, zip-cli, cat) are left out: "
+            "5 M files take ~20 GB of disk and ~5 minutes to write; no warm-up there (the data was just read)",
+        ),
+        Scenario(
+            name="yolo",
+            title="Object detection: YOLO of ~100 KiB images with 0-3 boxes",
+            kind="yolo",
+            params=_YOLO,
+            plan={
+                "quick": _points(_YOLO, [5_000], ALL, repeat=2),
+                "full": _points(_YOLO, [20_000], ALL),
+            },
+            quick_note="5 k images instead of 20 k, 2 runs each",
+            notes="cat reads the store's blob files (the same bytes as the images), not a copy",
+        ),
+        Scenario(
+            name="blobs",
+            title="Big blobs: FOLDERS of 100 MiB items",
+            kind="blobs",
+            params=_BLOBS,
+            plan={
+                "quick": _points(_BLOBS, [5], [*ALL, "dsexport-devnull"]),
+                "full": _points(_BLOBS, [10], [*ALL, "dsexport-devnull"]),
+            },
+            max_n=20,
+            quick_note="5 items of 100 MiB instead of 10",
+            notes="dsexport-devnull is ours into a sink that drops the bytes: the engine without the disk",
+        ),
+        Scenario(
+            name="csv",
+            title="Tabular: CSV of five numeric columns",
+            kind="csv",
+            params=_SEED,
+            plan={
+                "quick": _points(_SEED, [300_000], TEXT),
+                "full": _points(_SEED, [5_000_000], TEXT, repeat=2, warmup=False),
+            },
+            ratios=("zipstream-plain", "crc32"),
+            quick_note="300 k rows instead of 5 M",
+            notes="the baselines write the same two entries (the CSV streamed as one entry, config.json); "
+            "crc32 is the floor of paging the rows out of the store; cat and zip -r do not apply",
+        ),
+        Scenario(
+            name="ner",
+            title="Named entities: SPACY_NER documents",
+            kind="ner",
+            params=_SEED,
+            plan={
+                "quick": _points(_SEED, [100_000], TEXT),
+                "full": _points(_SEED, [1_000_000], TEXT),
+            },
+            ratios=("zipstream-plain", "crc32"),
+            quick_note="100 k documents instead of 1 M",
+            notes="the baselines write one JSON array per split, streamed, plus config.json; "
+            "crc32 is the floor of paging the documents out of the store",
+        ),
+        Scenario(
+            name="backends",
+            title="Backends: the small-items export on trio and on asyncio + uvloop",
+            kind="small",
+            params=_SMALL,
+            plan={
+                "quick": _points(_SMALL, [100_000], ["dsexport", "dsexport-asyncio"]),
+                "full": _points(_SMALL, [1_000_000], ["dsexport", "dsexport-asyncio"], repeat=2),
+            },
+            ratios=("dsexport",),
+            quick_note="100 k items instead of 1 M",
+            notes="dsexport is trio (the default); dsexport-asyncio is asyncio on uvloop",
+        ),
+    ]
+}
