@@ -52,7 +52,8 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick
 
-## bench-full: the scale benchmark, up to 5 M items (under 60 minutes)
-bench-full: install
+## bench-full: the scale benchmark, up to 5 M items (under 60 minutes), then the scale tests
+bench-full: install-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --full
+	$(BIN)/python -m pytest -m scale
