@@ -73,10 +73,10 @@ class SpillingClaims:
     in-memory keys up to ``memory_limit``, then the bitmap and SQLite's cache.
     """
 
-    _BITMAP_BITS = 1 << 25  # 4 MiB: about 3 % false "maybe" per million keys
+    _BITMAP_BITS = 1 << 24  # 2 MiB: about 6 % false "maybe" per million keys
     _BATCH = 4096
 
-    def __init__(self, memory_limit: int = 25_000, directory: str | None = None) -> None:
+    def __init__(self, memory_limit: int = 20_000, directory: str | None = None) -> None:
         self._memory: dict[str, str] | None = {}
         self._limit = memory_limit
         self._directory = directory
@@ -125,7 +125,7 @@ class SpillingClaims:
         db = sqlite3.connect(self._tmp.name, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=OFF")
         db.execute("PRAGMA synchronous=OFF")
-        db.execute("PRAGMA cache_size=-4096")  # 4 MiB page cache, then disk
+        db.execute("PRAGMA cache_size=-2048")  # 2 MiB page cache, then disk
         db.execute("CREATE TABLE taken (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID")
         db.execute("BEGIN")
         self._bits = bytearray(self._BITMAP_BITS // 8)

@@ -80,6 +80,10 @@ _CREATE_SYSTEM = 3  # Unix, as zipfile.ZipInfo sets it on this platform
 _FILE_ATTR = 0o600 << 16  # ZipStream's attributes for data entries
 _SMALL_LIMIT = int(ZIP64_LIMIT / ZIP64_ESTIMATE_FACTOR)  # below: never zip64
 
+# Pieces at least this big (chunks of large blobs) skip the output buffer:
+# copying them in and out of it would halve the throughput of big blobs.
+_PASS_THROUGH = 256 << 10
+
 _local_header = struct.Struct(structFileHeader)
 _central_header = struct.Struct(structCentralDir)
 _descriptor = struct.Struct("<4sLLL")
@@ -221,6 +225,10 @@ class ZipWriter(zipstream.ZipStream):
         zinfo.header_offset = self._pos
         for piece in zinfo._file_data(chunks):
             self._pos += len(piece)
+            if len(piece) >= _PASS_THROUGH:
+                self.flush()  # keep the order, then hand the big piece on uncopied
+                self._output(piece)
+                continue
             self._buffer += piece
             if len(self._buffer) >= self._buffer_size:
                 self.flush()

@@ -155,3 +155,15 @@ def test_unsafe_paths_are_refused(path: str):
 
 def test_dots_inside_names_are_fine():
     assert zipfile.ZipFile(io.BytesIO(write([("a..b/c...txt", b"x")]))).namelist() == ["a..b/c...txt"]
+
+
+def test_big_chunks_pass_through_uncopied_and_in_order():
+    big = MemoryBlob(bytes(range(256)) * 4096, chunk=512 << 10)  # 1 MiB in two 512 KiB chunks
+    entries = [("before.txt", b"a" * 100), ("big.bin", big), ("after.txt", b"z")]
+    pieces: list[bytes] = []
+    writer = ZipWriter(pieces.append, buffer_size=1 << 20)
+    for path, data in entries:
+        writer.write(path, data)
+    writer.close()
+    assert sum(len(p) == 512 << 10 for p in pieces) == 2  # handed on as they came
+    assert b"".join(pieces) == plain_zipstream(entries)
