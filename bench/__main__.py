@@ -30,7 +30,15 @@ from pathlib import Path
 
 from bench.contenders import PYTHON_CONTENDERS, command
 from bench.datasets import CACHE, FILE_BLOB_KINDS, Dataset, ensure, key
-from bench.measure import Run, as_dict, empty_trash, measure_one, prewarm, rss_floor, summarise
+from bench.measure import (
+    Run,
+    as_dict,
+    empty_trash,
+    measure_one,
+    prewarm,
+    rss_floor,
+    summarise,
+)
 from bench.report import RESULTS, machine_facts, write_result
 from bench.scenarios import MODES, SCENARIOS, Point, Scenario
 

@@ -122,11 +122,9 @@ def _zipstream_plain(dataset: Dataset, out: Path) -> dict:
                 zs.add_path(str(content), arcname)
             else:
                 zs.add(content, arcname)
-            for chunk in zs.all_files():
-                f.write(chunk)
+            f.writelines(zs.all_files())
             count += 1
-        for chunk in zs.footer():
-            f.write(chunk)
+        f.writelines(zs.footer())
         f.flush()
         os.fsync(f.fileno())
         size = f.tell()
@@ -139,17 +137,16 @@ def _zipfile_memory(dataset: Dataset, out: Path) -> dict:
 
     buffer = io.BytesIO()
     count = 0
-    with Store.open(dataset.store, create=False) as store:
-        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
-            for arcname, content in entries(dataset, store):
-                if isinstance(content, bytes):
-                    zf.writestr(arcname, content)
-                elif isinstance(content, Path):
-                    zf.write(content, arcname)
-                else:
-                    with zf.open(arcname, "w", force_zip64=True) as entry:
-                        write_content(content, entry.write)
-                count += 1
+    with Store.open(dataset.store, create=False) as store, zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as zf:
+        for arcname, content in entries(dataset, store):
+            if isinstance(content, bytes):
+                zf.writestr(arcname, content)
+            elif isinstance(content, Path):
+                zf.write(content, arcname)
+            else:
+                with zf.open(arcname, "w", force_zip64=True) as entry:
+                    write_content(content, entry.write)
+            count += 1
     with open(out / ARCHIVE, "wb") as f:
         f.write(buffer.getbuffer())
         os.fsync(f.fileno())

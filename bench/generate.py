@@ -188,7 +188,7 @@ def _blobs(store: Store, p: Params, tree: TreeWriter | None = None) -> Dataset:
     return _made(store, ds.id, version.id, "folders", n, n * (mib << 20), with_files=True)
 
 
-_WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
+_WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho"]
 
 
 def _csv(store: Store, p: Params, tree: TreeWriter | None = None) -> Dataset:

@@ -41,7 +41,7 @@ def entries(dataset: Dataset, store: Store) -> Iterator[tuple[str, Content]]:
     return _LAYOUTS[dataset.format](dataset, store)
 
 
-def folder_path(item) -> str:  # noqa: ANN001 - an ExportItem
+def folder_path(item) -> str:
     """The FOLDERS path of a single-label item in one split (the bench datasets' shape)."""
     name = file_name(item.name, item.id, item.extension)
     split = item.split.name if item.split is not None else ""
@@ -49,7 +49,7 @@ def folder_path(item) -> str:  # noqa: ANN001 - an ExportItem
     return "/".join(part for part in (split, label, name) if part)
 
 
-def write_content(content: Content, write) -> int:  # noqa: ANN001 - a file's write
+def write_content(content: Content, write) -> int:
     """Copy one entry's content into ``write``, in 1 MiB chunks for files; returns its size."""
     if isinstance(content, bytes):
         write(content)
@@ -104,7 +104,7 @@ def materialise(dataset: Dataset, target: Path, *, threads: int = 1) -> int:
     return written
 
 
-def _content(item) -> bytes | Path:  # noqa: ANN001 - an ExportItem
+def _content(item) -> bytes | Path:
     content = item.content
     if content is None:
         return b""

@@ -65,7 +65,7 @@ def _first_line(argv: list[str], line: int = 0) -> str | None:
     if shutil.which(argv[0]) is None:
         return None
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.splitlines()
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return None
     return out[line].strip() if len(out) > line else None
@@ -169,22 +169,25 @@ def targets(results: dict[str, dict]) -> list[Target]:
 def render(results: dict[str, dict]) -> str:
     """``latest.md``: machine, targets, then a table per scenario."""
     lines = ["# Benchmark results", ""]
-    lines += ["Written by `python -m bench` (`make bench`: quick; `make bench-full`: the scale run); "
-              "`python -m bench.report` redraws it from the JSON files beside it.", ""]
+    intro = (
+        "Written by `python -m bench` (`make bench`: quick; `make bench-full`: the scale run); "
+        "`python -m bench.report` redraws it from the JSON files beside it."
+    )
+    lines += [intro, ""]
     any_record = next(iter(results.values()), None)
     if any_record is None:
         return "\n".join(lines + ["No results yet: run `make bench`.", ""])
     m = any_record["machine"]
     floors = [p.get("rss_floor_kib", r["rss_floor_kib"]) for r in results.values() for p in r["points"]]
     packages = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
-    lines += [f"Machine: {m['nproc']} cores ({m['cpu_model'] or 'unknown CPU'}), {m['memory_gib']} GiB, "
+    lines += [(f"Machine: {m['nproc']} cores ({m['cpu_model'] or 'unknown CPU'}), {m['memory_gib']} GiB, "
               f"Linux {m['kernel']}, Python {m['python']}; {packages}; load average at start "
               f"{', '.join(map(str, m['load_average']))}. Each contender is its own process; times are the "
               f"parent's wall clock around it (interpreter start-up included), peak RSS the kernel's `ru_maxrss` "
               f"of the child from `os.wait4`. A forked child starts from the harness's own RSS, so every "
               f"figure is at least the floor (`true` measured the same way before each point: "
               f"{min(floors) / 1024:.1f}-{max(floors) / 1024:.1f} MiB); a figure at the floor is shown as "
-              f"\"<= floor\" and means \"at most this\".", ""]
+              f"\"<= floor\" and means \"at most this\"."), ""]
     lines += ["## Targets (issue 5)", "", "| target | measured (medians) | verdict |", "| --- | --- | --- |"]
     for t in targets(results):
         verdict = "not measured" if t.met is None else "**MET**" if t.met else "**MISSED**"
@@ -244,6 +247,7 @@ def plot_small(record: dict, results: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     series: dict[str, list[tuple[int, dict]]] = {}
     for point in record["points"]:
@@ -265,13 +269,17 @@ def plot_small(record: dict, results: Path) -> list[Path]:
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=name,
                         linewidth=2.8 if ours else 1.4, zorder=3 if ours else 2)
         ax.set_xscale("log")
+        ax.set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:,.0f}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if str(int(v))[0] in "25" else ""))
         if stem == "small-rss":
-            ax.set_yscale("log")
+            left = min(min(n for n, _ in p) for p in series.values())
             ax.axhline(150e6 / 2**20, color="grey", linestyle="--", linewidth=1)
-            ax.text(min(min(n for n, _ in p) for p in series.values()), 150e6 / 2**20 * 1.05, "150 MB target",
-                    color="grey", fontsize=8)
-        else:
-            ax.set_yscale("log")
+            ax.text(left, 150e6 / 2**20 * 1.05, "150 MB target", color="grey", fontsize=8)
+            floor = max(p.get("rss_floor_kib", record["rss_floor_kib"]) for p in record["points"]) / 1024
+            ax.axhline(floor, color="grey", linestyle=":", linewidth=1)
+            ax.text(left, floor * 1.05, "floor: a spawned `true`", color="grey", fontsize=8)
         ax.set_xlabel("items (N, log scale)")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{record['title']} ({record['mode']}, {record['started_at'][:10]})", fontsize=10)
