@@ -36,7 +36,7 @@ from engine.zipwriter import COMPRESSION, ZipWriter
 from formats import FORMATS, get_format
 from formats.base import Entry, ExportContext, ExportItem, Format
 
-__all__ = ["BACKENDS", "ExportOptions", "ExportResult", "export", "run_export"]
+__all__ = ["BACKENDS", "ExportOptions", "ExportResult", "check_options", "export", "run_export"]
 
 BATCH_BYTES = 8 << 20
 BATCH_ITEMS = 2048
@@ -72,7 +72,8 @@ class ExportResult(msgspec.Struct, kw_only=True):
     skipped_count: int
 
 
-def _check_options(plan: ExportPlan, options: ExportOptions) -> type[Format]:
+def check_options(plan: ExportPlan, options: ExportOptions) -> type[Format]:
+    """The format class for ``options``, or InvalidInput naming what does not fit."""
     format_cls = get_format(options.format)
     content_type = plan.dataset.content_type
     if content_type not in format_cls.content_types:
@@ -98,7 +99,7 @@ class _Job:
         self.options = options
         self.sink = sink
         self.progress = progress
-        self.format_cls = _check_options(plan, options)
+        self.format_cls = check_options(plan, options)
         self.claims = SpillingClaims()
         self.spools: list[FileSpool] = []
         ctx = ExportContext(

@@ -51,7 +51,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from engine.errors import InvalidInput, OutputError
-from engine.pipeline import ExportOptions, _check_options, export
+from engine.pipeline import ExportOptions, check_options, export
 from engine.server.auth import Service, check_version, db, service
 from engine.server.sizing import QuickStoreSource, archive_size, resolve_plan
 from formats import FORMATS, get_format, natural_format
@@ -244,7 +244,7 @@ async def download(request: Request) -> Response:
             # ?format=yolo: a format that cannot export this content type means the natural one.
             fmt = natural
         options = ExportOptions(format=fmt, split=split, compression=compression)
-        _check_options(plan, options)
+        check_options(plan, options)
         return plan, options, store.revision(version_id)
 
     plan, options, revision = await db(request, prepare)

@@ -21,7 +21,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from engine.errors import MissingBlob
-from engine.pipeline import ExportOptions, _check_options
+from engine.pipeline import ExportOptions, check_options
 from engine.sources import ExportPlan, StoreSource
 from engine.spool import FileSpool, SpillingClaims
 from engine.store import Store, StoreReader
@@ -70,7 +70,7 @@ def archive_size(root: Path, dataset_id: str, version_id: str, options: ExportOp
         reader = writer.reader()
     with reader:
         plan = resolve_plan(reader, dataset_id, version_id, options.split)
-        format_cls = _check_options(plan, options)
+        format_cls = check_options(plan, options)
         claims = SpillingClaims()
         spools: list[FileSpool] = []
 
