@@ -74,6 +74,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _portable(argv: list[str], cache: Path) -> list[str]:
+    """The command as anyone can read it: no interpreter or cache path of this machine."""
+    cache_prefix = str(cache.resolve())
+    out = []
+    for arg in argv:
+        if arg == sys.executable:
+            arg = "python"
+        elif arg.startswith(cache_prefix):
+            arg = "<cache>" + arg[len(cache_prefix) :]
+        out.append(arg)
+    return out
+
+
 def log(message: str) -> None:
     print(message, flush=True)
 
@@ -118,7 +131,7 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
         "dataset": _dataset_record(dataset),
         "contenders": {
             c: {
-                "command": command(c, dataset, Path("<out>"))[0],
+                "command": _portable(command(c, dataset, Path("<out>"))[0], args.cache),
                 "runs": [as_dict(r) for r in runs[c]],
                 "summary": as_dict(summarise(runs[c], dataset.items, dataset.payload_bytes)),
             }
