@@ -545,6 +545,20 @@ class _Annotator:
         return out
 
 
+def _check_name(kind: str, name: object) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"a {kind} needs a non-empty name, got {name!r}")
+
+
+def _check_label_fields(name: object, color: object, index: object) -> None:
+    """The checks a label's fields pass on creation and on update alike."""
+    _check_name("label", name)
+    if color and not (isinstance(color, str) and _COLOR.fullmatch(color)):
+        raise InvalidInput(f"label colour must look like #rrggbb, got {color!r}")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+        raise InvalidInput(f"label index must be a non-negative integer, got {index!r}")
+
+
 def _check_coordinates(content_type: str, coordinates: str, text: str | None) -> str:
     """The stored form of ``coordinates`` for a dataset of ``content_type``, or InvalidInput."""
     if content_type == ContentType.NER.value:
@@ -688,8 +702,7 @@ class Store(StoreReader):
         kind = content_type.value if isinstance(content_type, ContentType) else content_type
         if kind not in kinds:
             raise InvalidInput(f"unknown content type {content_type!r}; valid content types: {choices_hint(kinds)}")
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"a dataset needs a non-empty name, got {name!r}")
+        _check_name("dataset", name)
         dataset_id, now = new_id(), now_iso()
         with self._tx() as db:
             db.execute(
@@ -735,21 +748,10 @@ class Store(StoreReader):
     def create_label(self, version_id: str, name: str, *, color: str = "", index: int | None = None) -> Label:
         """A label; no index -> after the last; no colour -> the palette's, by creation position."""
         self._version_row(version_id)
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"a label needs a non-empty name, got {name!r}")
-        if color and not (isinstance(color, str) and _COLOR.fullmatch(color)):
-            raise InvalidInput(f"label colour must look like #rrggbb, got {color!r}")
-        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
-            raise InvalidInput(f"label index must be a non-negative integer, got {index!r}")
+        _check_label_fields(name, color, index)
         label_id, now = new_id(), now_iso()
         with self._tx() as db:
-            names = [
-                r[0] for r in self._all("SELECT name FROM labels WHERE version_id = ? ORDER BY seq", (version_id,))
-            ]
-            if name in names:
-                raise InvalidInput(
-                    f"label {name!r} already exists in version {version_id}; labels: {choices_hint(names)}"
-                )
+            names = self._check_unused("label", version_id, name)
             if index is None:
                 index = self._one("SELECT coalesce(max(idx) + 1, 0) FROM labels WHERE version_id = ?", (version_id,))[0]
             color = (color or PALETTE[len(names) % len(PALETTE)]).lower()
@@ -760,6 +762,14 @@ class Store(StoreReader):
             self._bump(version_id)
         return _label(self._one(f"SELECT {_LABEL_COLS} FROM labels WHERE id = ?", (label_id,)))
 
+    def _check_unused(self, kind: str, version_id: str, name: str) -> list[str]:
+        """The version's label or split names, in creation order; InvalidInput if ``name`` is one."""
+        table = {"label": "labels", "split": "splits"}[kind]
+        names = [r[0] for r in self._all(f"SELECT name FROM {table} WHERE version_id = ? ORDER BY seq", (version_id,))]
+        if name in names:
+            raise InvalidInput(f"{kind} {name!r} already exists in version {version_id}; {table}: {choices_hint(names)}")
+        return names
+
     def create_split(self, version_id: str, name: str) -> DatasetSplit:
         """A split, unique by name in its version; splits export in creation order."""
         self._version_row(version_id)
@@ -769,11 +779,8 @@ class Store(StoreReader):
         return self._split_in(version_id, split_id)
 
     def _insert_split(self, version_id: str, name: str) -> str:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"a split needs a non-empty name, got {name!r}")
-        names = [r[0] for r in self._all("SELECT name FROM splits WHERE version_id = ? ORDER BY seq", (version_id,))]
-        if name in names:
-            raise InvalidInput(f"split {name!r} already exists in version {version_id}; splits: {choices_hint(names)}")
+        _check_name("split", name)
+        self._check_unused("split", version_id, name)
         split_id, now = new_id(), now_iso()
         self._db.execute(
             f"INSERT INTO splits ({_SPLIT_COLS}) VALUES (?, ?, ?, '', ?, ?)", (split_id, version_id, name, now, now)
@@ -995,8 +1002,7 @@ class Store(StoreReader):
 
     def update_dataset(self, dataset_id: str, *, name: str, description: str, multi_label: bool) -> Dataset:
         self.get_dataset(dataset_id)
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"a dataset needs a non-empty name, got {name!r}")
+        _check_name("dataset", name)
         with self._tx() as db:
             db.execute(
                 "UPDATE datasets SET name = ?, description = ?, multi_label = ?, updated_at = ? WHERE id = ?",
@@ -1108,17 +1114,10 @@ class Store(StoreReader):
         self, version_id: str, label_id: str, *, name: str, description: str, color: str, index: int | None, shortcut: str
     ) -> Label:
         old = self.get_label(version_id, label_id)
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"a label needs a non-empty name, got {name!r}")
-        if color and not (isinstance(color, str) and _COLOR.fullmatch(color)):
-            raise InvalidInput(f"label colour must look like #rrggbb, got {color!r}")
-        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
-            raise InvalidInput(f"label index must be a non-negative integer, got {index!r}")
+        _check_label_fields(name, color, index)
         with self._tx() as db:
-            if name != old.name and self._one(
-                "SELECT 1 FROM labels WHERE version_id = ? AND name = ?", (version_id, name)
-            ):
-                raise InvalidInput(f"label {name!r} already exists in version {version_id}")
+            if name != old.name:
+                self._check_unused("label", version_id, name)
             db.execute(
                 "UPDATE labels SET name = ?, description = ?, color = ?, idx = ?, shortcut = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -1141,13 +1140,10 @@ class Store(StoreReader):
 
     def update_split(self, version_id: str, split_id: str, *, name: str, description: str) -> DatasetSplit:
         old = self.get_split(version_id, split_id)
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidInput(f"a split needs a non-empty name, got {name!r}")
+        _check_name("split", name)
         with self._tx() as db:
-            if name != old.name and self._one(
-                "SELECT 1 FROM splits WHERE version_id = ? AND name = ?", (version_id, name)
-            ):
-                raise InvalidInput(f"split {name!r} already exists in version {version_id}")
+            if name != old.name:
+                self._check_unused("split", version_id, name)
             db.execute(
                 "UPDATE splits SET name = ?, description = ?, updated_at = ? WHERE id = ?",
                 (name, description or "", now_iso(), split_id),
