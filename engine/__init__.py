@@ -1,4 +1,4 @@
-"""dsexport's engine: store, sources, pipeline, zip writer, sinks and CLI.
+"""dsexport's engine: store, sources, pipeline, zip writer, sinks, client and CLI.
 
 The light modules (model, errors) are imported eagerly. The rest load on
 first use, because ``formats`` imports ``engine.model`` and an eager import
@@ -10,14 +10,39 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from engine.errors import ContentError, DsexportError, InvalidInput, MissingBlob, NotFound, OutputError
-from engine.model import Annotation, ContentType, Dataset, DatasetItem, DatasetSplit, DatasetVersion, Label
+from engine.errors import (
+    ArchiveError,
+    AuthenticationFailed,
+    ContentError,
+    DsexportError,
+    InvalidInput,
+    MissingBlob,
+    NotFound,
+    OutputError,
+    RemoteError,
+    UnsafeArchive,
+)
+from engine.model import (
+    Annotation,
+    ContentType,
+    Dataset,
+    DatasetFormat,
+    DatasetItem,
+    DatasetSplit,
+    DatasetVersion,
+    Label,
+)
 
 __all__ = [
     "Annotation",
+    "ArchiveError",
+    "AsyncClient",
+    "AuthenticationFailed",
+    "Client",
     "ContentError",
     "ContentType",
     "Dataset",
+    "DatasetFormat",
     "DatasetItem",
     "DatasetSplit",
     "DatasetVersion",
@@ -30,15 +55,19 @@ __all__ = [
     "MissingBlob",
     "NotFound",
     "OutputError",
+    "RemoteError",
     "StdoutSink",
     "Store",
     "StoreSource",
+    "UnsafeArchive",
     "ZipWriter",
     "export",
     "run_export",
 ]
 
 _LAZY = {
+    "AsyncClient": "engine.client",
+    "Client": "engine.client",
     "ExportOptions": "engine.pipeline",
     "ExportResult": "engine.pipeline",
     "export": "engine.pipeline",

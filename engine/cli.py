@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -31,10 +31,12 @@ from rich.progress import (
 from rich.text import Text
 from rich.table import Column, Table
 
+from engine.client.api import DEFAULT_TIMEOUT, RemoteApi, credentials
+from engine.client.source import HttpSource
 from engine.errors import DsexportError
 from engine.pipeline import ExportOptions, ExportResult, run_export
 from engine.sinks import open_sink
-from engine.sources import ExportPlan, StoreSource
+from engine.sources import ExportPlan, Source, StoreSource
 from engine.store import Store
 from formats import natural_format
 
@@ -81,6 +83,12 @@ StoreOption = Annotated[
     typer.Option("--store", help="Store folder [default: $DSEXPORT_STORE or ./dsexport-data]", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ApiKeyOption = Annotated[
+    Optional[str], typer.Option("--apikey", help="API key [default: $DSEXPORT_API_KEY].", show_default=False)
+]
+TimeoutOption = Annotated[
+    float, typer.Option(min=0.1, help="Seconds to wait for a connection or for the server's next bytes.")
+]
 
 
 @contextmanager
@@ -173,7 +181,7 @@ def _progress_bar() -> Progress:
 
 
 def _export_one(
-    store: Path,
+    make_source: Callable[[], Source],
     dataset_id: str,
     version_id: str,
     output: str,
@@ -183,7 +191,7 @@ def _export_one(
 ) -> ExportResult:
     """Run one export, with a progress bar (items, bytes, rate, ETA) if asked."""
     if not show_progress:
-        return run_export(lambda: StoreSource(store), dataset_id, version_id, open_sink(output), options, backend=backend)
+        return run_export(make_source, dataset_id, version_id, open_sink(output), options, backend=backend)
     with _progress_bar() as bar:
         task = bar.add_task(f"{options.format}", total=None, bytes=0)
 
@@ -194,7 +202,7 @@ def _export_one(
             bar.update(task, completed=items, bytes=size)
 
         return run_export(
-            lambda: StoreSource(store),
+            make_source,
             dataset_id,
             version_id,
             open_sink(output),
@@ -218,8 +226,18 @@ def export(
     compress: Annotated[CompressChoice, typer.Option(help="Entry compression.")] = CompressChoice.store,
     skip_missing: Annotated[bool, typer.Option(help="Skip items whose content is missing; list them at the end.")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar [default: on a terminal].")] = None,
+    from_url: Annotated[
+        Optional[str],
+        typer.Option("--from", help="Export from this SeeMe-compatible API (e.g. http://host:8000/api/v1/) instead of a store."),
+    ] = None,
+    apikey: ApiKeyOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
 ) -> None:
-    """Export one dataset version (or one split) as a ZIP archive."""
+    """Export one dataset version (or one split) as a ZIP archive.
+
+    With --from, items and files are read over the API and the archive is
+    built here: any format, from any back end that speaks the SeeMe API.
+    """
     show = progress if progress is not None else (err.is_terminal and not (output == "-" and not sys.stdout.isatty()))
     options = ExportOptions(
         format=format.value,
@@ -229,7 +247,15 @@ def export(
         skip_missing=skip_missing,
     )
     with _user_errors():
-        result = _export_one(store or _default_store(), dataset_id, version_id, output, options, backend.value, show)
+        if from_url:
+            url, key = credentials(from_url, apikey)
+            make_source: Callable[[], Source] = lambda: HttpSource(  # noqa: E731
+                RemoteApi(url, key, timeout=timeout, max_connections=concurrency)
+            )
+        else:
+            store_path = store or _default_store()
+            make_source = lambda: StoreSource(store_path)  # noqa: E731
+        result = _export_one(make_source, dataset_id, version_id, output, options, backend.value, show)
     if result.skipped_count:
         shown = ", ".join(result.skipped[:20])
         more = f" (and {result.skipped_count - 20} more)" if result.skipped_count > 20 else ""
@@ -240,6 +266,54 @@ def export(
             f"{result.bytes:,} bytes in {result.seconds:.2f} s",
             highlight=False,
         )
+
+
+@app.command()
+def download(
+    dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
+    version_id: Annotated[str, typer.Argument(help="Version id.")],
+    backend_url: Annotated[
+        Optional[str],
+        typer.Option("--backend", help="API base, e.g. http://host:8000/api/v1/ [default: $DSEXPORT_BACKEND].", show_default=False),
+    ] = None,
+    apikey: ApiKeyOption = None,
+    split: Annotated[str, typer.Option(help="Only this split (id).")] = "",
+    format: Annotated[
+        Optional[FormatChoice], typer.Option("--format", "-f", help="Export format [default: the server's, by content type].", show_default=False)
+    ] = None,
+    extract_to: Annotated[Path, typer.Option("--extract-to", help="Folder to extract into.")] = Path("data"),
+    download_file: Annotated[Path, typer.Option(help="Where the archive is downloaded (and resumed from).")] = Path("dataset.zip"),
+    keep_zip: Annotated[bool, typer.Option("--keep-zip", help="Keep the archive after extracting it.")] = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar [default: on a terminal].")] = None,
+    json: JsonOption = False,
+) -> None:
+    """Download a version's export from a server, verify it and extract it (resumes an interrupted download)."""
+    from engine.client import Client
+
+    show = progress if progress is not None else err.is_terminal
+    with _user_errors():
+        url, key = credentials(backend_url, apikey)
+        result = Client(url, key, timeout=timeout).download_dataset(
+            dataset_id,
+            version_id,
+            split_id=split,
+            extract_to_dir=str(extract_to),
+            download_file=str(download_file),
+            remove_download_file=not keep_zip,
+            export_format=format.value if format else "",
+            progress=show,
+        )
+    if json:
+        sys.stdout.buffer.write(msgspec.json.encode(result) + b"\n")
+        return
+    resumed = f", resumed from byte {result.resumed_from:,}" if result.resumed_from else ""
+    kept = f"; archive kept at {result.archive}" if result.archive else ""
+    err.print(
+        f"extracted {result.entries} entries ({result.format or 'server default'}, {result.bytes:,} bytes"
+        f"{resumed}) into {result.folder}{kept}",
+        highlight=False,
+    )
 
 
 @app.command("export-all")
@@ -268,7 +342,7 @@ def export_all(
             target = out / f"{ds.name or ds.id}-{v.id}-{fmt}.zip"
             options = ExportOptions(format=fmt)
             results.append(
-                _export_one(store_path, ds.id or "", v.id or "", str(target), options, backend.value, False)
+                _export_one(lambda: StoreSource(store_path), ds.id or "", v.id or "", str(target), options, backend.value, False)
             )
     names = {ds.id: ds.name for ds, _, _ in targets}
     if json:

@@ -6,7 +6,11 @@
     |                             coordinates, CSV row that does not fit the columns)
     +-- ContentError              an item's content cannot be read
     |   +-- MissingBlob           the blob is gone or does not match its checksum
+    |   +-- ArchiveError          a downloaded archive is truncated or corrupt
+    |       +-- UnsafeArchive     an entry would land outside the extraction folder
     +-- OutputError               the archive cannot be written where asked
+    +-- AuthenticationFailed      a server refused the API key (401/403)
+    +-- RemoteError               a server is unreachable, timed out or kept failing
 
 Each carries a message that names the bad value and, where there is a fixed
 set, the valid choices, so the CLI can print it as is and exit 2.
@@ -17,12 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "ArchiveError",
+    "AuthenticationFailed",
     "ContentError",
     "DsexportError",
     "InvalidInput",
     "MissingBlob",
     "NotFound",
     "OutputError",
+    "RemoteError",
+    "UnsafeArchive",
     "choices_hint",
 ]
 
@@ -64,3 +72,19 @@ class MissingBlob(ContentError):
 
 class OutputError(DsexportError):
     """The archive could not be written to the requested place."""
+
+
+class ArchiveError(ContentError):
+    """A downloaded archive is truncated or fails its own checks (sizes, CRC-32s)."""
+
+
+class UnsafeArchive(ArchiveError):
+    """An archive entry would be written outside the extraction folder."""
+
+
+class AuthenticationFailed(DsexportError):
+    """The server did not accept the API key."""
+
+
+class RemoteError(DsexportError):
+    """A server could not be reached, did not answer in time, or kept failing after retries."""

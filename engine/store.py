@@ -393,27 +393,45 @@ class StoreReader:
 
     def get_item(self, item_id: str) -> DatasetItem:
         """An item with its splits (creation order) and annotations (creation order)."""
-        r = self._one(f"SELECT {_ITEM_COLS} FROM items WHERE id = ?", (item_id,))
-        if r is None:
+        found = self._items_by_id([item_id])
+        if not found:
             raise NotFound(f"unknown item {item_id!r}")
-        splits = self._all(
-            "SELECT p.id, p.version_id, p.name, p.description, p.created_at, p.updated_at"
-            " FROM item_splits s JOIN splits p ON p.id = s.split_id WHERE s.item_id = ? ORDER BY p.seq",
-            (item_id,),
-        )
-        anns = self._all(f"SELECT {_ANN_COLS} FROM annotations WHERE item_id = ? ORDER BY rowid", (item_id,))
-        return DatasetItem(
-            id=r[0],
-            name=r[1],
-            description=r[2],
-            text=r[3],
-            extension=r[4],
-            version=r[5],
-            created_at=r[6],
-            updated_at=r[7],
-            splits=[_split(s) for s in splits],
-            annotations=[_annotation(a) for a in anns],
-        )
+        return found[0]
+
+    def _items_by_id(self, item_ids: list[str]) -> list[DatasetItem]:
+        """Items in the order of ``item_ids`` (unknown ids dropped), in three queries whatever their number."""
+        if not item_ids:
+            return []
+        marks = ",".join("?" * len(item_ids))
+        rows = {r[0]: r for r in self._all(f"SELECT {_ITEM_COLS} FROM items WHERE id IN ({marks})", tuple(item_ids))}
+        splits: dict[str, list[DatasetSplit]] = {}
+        for r in self._all(
+            "SELECT s.item_id, p.id, p.version_id, p.name, p.description, p.created_at, p.updated_at"
+            f" FROM item_splits s JOIN splits p ON p.id = s.split_id WHERE s.item_id IN ({marks}) ORDER BY p.seq",
+            tuple(item_ids),
+        ):
+            splits.setdefault(r[0], []).append(_split(r[1:]))
+        anns: dict[str, list[Annotation]] = {}
+        for a in self._all(
+            f"SELECT {_ANN_COLS} FROM annotations WHERE item_id IN ({marks}) ORDER BY rowid", tuple(item_ids)
+        ):
+            anns.setdefault(a[1], []).append(_annotation(a))
+        return [
+            DatasetItem(
+                id=r[0],
+                name=r[1],
+                description=r[2],
+                text=r[3],
+                extension=r[4],
+                version=r[5],
+                created_at=r[6],
+                updated_at=r[7],
+                splits=splits.get(r[0], []),
+                annotations=anns.get(r[0], []),
+            )
+            for item_id in item_ids
+            if (r := rows.get(item_id)) is not None
+        ]
 
     # -- the export read path ------------------------------------------------
 
@@ -1173,11 +1191,36 @@ class Store(StoreReader):
         split_id: str | None = None,
         label_id: str | None = None,
         only_unlabelled: bool = False,
+        only_unsplit: bool = False,
     ) -> list[DatasetItem]:
-        """One page of a version's items (by id), optionally filtered by split, label or no label."""
-        self._version_row(version_id)
+        """One page of a version's items (by id), optionally filtered by split, label, no label or no split."""
         if page_size < 1 or page < 0:
             raise InvalidInput(f"pageSize must be at least 1 and pageCount at least 0, got {page_size}, {page}")
+        where, args = self._item_filter(version_id, split_id, label_id, only_unlabelled, only_unsplit)
+        ids = self._all(
+            f"SELECT i.id FROM items i WHERE {where} ORDER BY i.id LIMIT ? OFFSET ?",
+            (*args, page_size, page * page_size),
+        )
+        return self._items_by_id([r[0] for r in ids])
+
+    def count_listed_items(
+        self,
+        version_id: str,
+        *,
+        split_id: str | None = None,
+        label_id: str | None = None,
+        only_unlabelled: bool = False,
+        only_unsplit: bool = False,
+    ) -> int:
+        """How many items :meth:`list_items` pages through with the same filters."""
+        where, args = self._item_filter(version_id, split_id, label_id, only_unlabelled, only_unsplit)
+        return self._one(f"SELECT count(*) FROM items i WHERE {where}", tuple(args))[0]
+
+    def _item_filter(
+        self, version_id: str, split_id: str | None, label_id: str | None, only_unlabelled: bool, only_unsplit: bool
+    ) -> tuple[str, list[str]]:
+        """The WHERE clause (over ``items i``) of an item listing; unknown split or label ids raise NotFound."""
+        self._version_row(version_id)
         where, args = ["i.version_id = ?"], [version_id]
         if split_id:
             self._split_in(version_id, split_id)
@@ -1189,11 +1232,9 @@ class Store(StoreReader):
             args.append(label_id)
         if only_unlabelled:
             where.append("NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_id = i.id)")
-        ids = self._all(
-            f"SELECT i.id FROM items i WHERE {' AND '.join(where)} ORDER BY i.id LIMIT ? OFFSET ?",
-            (*args, page_size, page * page_size),
-        )
-        return [self.get_item(r[0]) for r in ids]
+        if only_unsplit:
+            where.append("NOT EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id)")
+        return " AND ".join(where), args
 
     def update_item(
         self,

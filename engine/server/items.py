@@ -69,19 +69,28 @@ def _if_match(request: Request) -> int | None:
 
 
 async def list_items(request: Request) -> JSON:
+    """A page of items. Besides SeeMe's filters, ``onlyUnsplit`` (items in no split) lets a
+    client-side export visit items in the engine's order; the first page (``pageCount=0``)
+    carries ``X-Total-Count``, the number of items matching the filters, for progress bars."""
     *_, version_id = await check_version(request)
     q = request.query_params
-    items = await db(
-        request,
-        _store(request).list_items,
-        version_id,
-        page_size=min(_int(q.get("pageSize"), "pageSize", 10), 10_000),
-        page=_int(q.get("pageCount"), "pageCount", 0),
+    filters = dict(
         split_id=q.get("splitId") or None,
         label_id=q.get("labelId") or None,
         only_unlabelled=_bool(q.get("onlyUnlabelled"), "onlyUnlabelled"),
+        only_unsplit=_bool(q.get("onlyUnsplit"), "onlyUnsplit"),
     )
-    return JSON(items)
+    page = _int(q.get("pageCount"), "pageCount", 0)
+    store = _store(request)
+
+    def read() -> tuple[list, int | None]:
+        items = store.list_items(
+            version_id, page_size=min(_int(q.get("pageSize"), "pageSize", 10), 10_000), page=page, **filters
+        )
+        return items, store.count_listed_items(version_id, **filters) if page == 0 else None
+
+    items, total = await db(request, read)
+    return JSON(items, headers=None if total is None else {"x-total-count": str(total)})
 
 
 async def create_item(request: Request) -> JSON:
