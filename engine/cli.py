@@ -91,6 +91,17 @@ TimeoutOption = Annotated[
 ]
 
 
+def _report_retries() -> None:
+    """Say on stderr when a request to a server is retried (stamina logs a bare event name otherwise)."""
+    from stamina.instrumentation import RetryDetails, set_on_retry_hooks
+
+    def hook(details: RetryDetails) -> None:
+        cause = str(details.caused_by) or type(details.caused_by).__name__
+        err.print(f"[yellow]retry {details.retry_num} in {details.wait_for:.1f} s:[/] {cause}", highlight=False)
+
+    set_on_retry_hooks([hook])
+
+
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """Turn the product's errors into a message and exit 2; Ctrl-C into 130."""
@@ -248,6 +259,7 @@ def export(
     )
     with _user_errors():
         if from_url:
+            _report_retries()
             url, key = credentials(from_url, apikey)
             make_source: Callable[[], Source] = lambda: HttpSource(  # noqa: E731
                 RemoteApi(url, key, timeout=timeout, max_connections=concurrency)
@@ -292,6 +304,7 @@ def download(
     from engine.client import Client
 
     show = progress if progress is not None else err.is_terminal
+    _report_retries()
     with _user_errors():
         url, key = credentials(backend_url, apikey)
         result = Client(url, key, timeout=timeout).download_dataset(

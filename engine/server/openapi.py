@@ -56,7 +56,7 @@ _SPEC: list[tuple[str, str, Any, Any, str]] = [
     ("PUT", r"/splits/\{s\}$", bodies.SplitIn, DatasetSplit, "Update a split"),
     ("DELETE", r"/splits/\{s\}$", None, DatasetSplit, "Delete a split"),
     ("DELETE", r"/splits/\{s\}/items/\{i\}$", None, DatasetItem, "Delete an item (in that split)"),
-    ("GET", r"/items$", None, list[DatasetItem], "A page of items (pageSize, pageCount, splitId, labelId, onlyUnlabelled)"),
+    ("GET", r"/items$", None, list[DatasetItem], "A page of items (pageSize, pageCount, splitId, labelId, onlyUnlabelled, onlyUnsplit); X-Total-Count on page 0"),
     ("POST", r"/items$", bodies.ItemIn, DatasetItem, "Create an item"),
     ("GET", r"/items/\{i\}$", None, DatasetItem, "An item with its splits and annotations"),
     ("PUT", r"/items/\{i\}$", bodies.ItemIn, DatasetItem, 'Update an item; If-Match: "<version>" or 412'),
