@@ -207,7 +207,7 @@ def _export_one(
         task = bar.add_task(f"{options.format}", total=None, bytes=0)
 
         def on_plan(plan: ExportPlan) -> None:
-            bar.update(task, total=plan.total, description=f"{plan.dataset.name} ({options.format})")
+            bar.update(task, total=plan.total or None, description=f"{plan.dataset.name} ({options.format})")
 
         def on_progress(items: int, size: int) -> None:
             bar.update(task, completed=items, bytes=size)

@@ -1009,6 +1009,24 @@ class Store(StoreReader):
         with self._tx() as db:
             db.execute("DELETE FROM api_keys WHERE key_hash = ?", (_hash_key(key),))
 
+    def give_datasets(self, username: str, dataset_ids: list[str] | None = None) -> list[str]:
+        """Make ``username`` the owner of ``dataset_ids`` (None: every dataset that has no owner yet).
+
+        Datasets made outside the HTTP API (``dsexport demo``, a bulk load) have
+        no owner, and the API serves a dataset only to its owner. Returns the ids given.
+        """
+        row = self._one("SELECT id FROM users WHERE username = ?", (username,))
+        if row is None:
+            raise NotFound(f"unknown user {username!r}")
+        with self._tx() as db:
+            if dataset_ids is None:
+                dataset_ids = [r[0] for r in self._all("SELECT id FROM datasets WHERE coalesce(user_id, '') = ''")]
+            for dataset_id in dataset_ids:
+                if self._one("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)) is None:
+                    raise NotFound(f"unknown dataset {dataset_id!r}")
+                db.execute("UPDATE datasets SET user_id = ? WHERE id = ?", (row[0], dataset_id))
+        return dataset_ids
+
     def owner_of(self, dataset_id: str) -> str | None:
         row = self._one("SELECT coalesce(user_id, '') FROM datasets WHERE id = ?", (dataset_id,))
         return None if row is None else row[0]

@@ -351,3 +351,18 @@ def test_cli_download_and_its_errors(demo, tmp_path):
                                           d.version_id, "--format", "folders", "-o", str(tmp_path / "f.zip")])
     assert result.exit_code == 2 and "refused the API key" in result.output
     assert not (tmp_path / "f.zip").exists()
+
+
+def test_user_give_makes_demo_datasets_servable(tmp_path):
+    store = tmp_path / "store"
+    runner = CliRunner()
+    assert runner.invoke(cli_app, ["demo", "--store", str(store), "--items", "3"]).exit_code == 0
+    key = runner.invoke(cli_app, ["user", "create", "--store", str(store), "bob"]).output.strip().splitlines()[-1]
+    result = runner.invoke(cli_app, ["user", "give", "--store", str(store), "nobody"])
+    assert result.exit_code == 2 and "unknown user 'nobody'" in result.output
+    result = runner.invoke(cli_app, ["user", "give", "--store", str(store), "bob"])
+    assert result.exit_code == 0 and "bob now owns 5 dataset(s)" in result.output
+    with Store.open(store, create=False) as opened:
+        uid = opened.user_for_key(key)
+        assert uid and all(opened.owner_of(ds.id or "") == uid for ds in opened.list_datasets())
+        assert opened.give_datasets("bob") == []  # none left without an owner

@@ -31,9 +31,7 @@ def _store_with_demo(folder: Path, owner: str) -> tuple[Path, str, list]:
     with Store.open(store, create=True) as opened:
         made = create_demo(opened, items=30, seed=1)
         key = opened.create_user(owner, "pw")[1]
-        uid = opened._one("SELECT id FROM users WHERE username = ?", (owner,))[0]
-        with opened._tx() as db:
-            db.execute("UPDATE datasets SET user_id = ?", (uid,))
+        assert sorted(opened.give_datasets(owner)) == sorted(d.dataset_id for d in made)
     return store, key, made
 
 

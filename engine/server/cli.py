@@ -56,6 +56,18 @@ def user_create(
     sys.stdout.write(key + "\n")
 
 
+@user_app.command("give")
+def user_give(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    dataset_ids: Annotated[Optional[list[str]], typer.Argument(help="Dataset ids [default: every dataset with no owner].")] = None,
+    store: StoreOption = None,  # type: ignore[assignment]
+) -> None:
+    """Make a user the owner of datasets made outside the API (e.g. by `dsexport demo`), so the API serves them."""
+    with _user_errors(), Store.open(store or _default_store(), create=False) as opened:
+        given = opened.give_datasets(name, dataset_ids or None)
+    err.print(f"{name} now owns {len(given)} dataset(s)", highlight=False)
+
+
 @app.command("import")
 def import_(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
