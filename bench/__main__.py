@@ -30,6 +30,8 @@ from pathlib import Path
 
 from bench.contenders import PYTHON_CONTENDERS, command
 from bench.datasets import CACHE, FILE_BLOB_KINDS, Dataset, ensure, key
+from bench.http_contenders import HTTP_CONTENDERS, measure_http
+from bench.http_contenders import command as http_command
 from bench.measure import (
     Run,
     as_dict,
@@ -42,7 +44,7 @@ from bench.measure import (
 from bench.report import RESULTS, machine_facts, write_result
 from bench.scenarios import MODES, SCENARIOS, Point, Scenario
 
-CONTENDERS = [*PYTHON_CONTENDERS, "zip-cli", "cat"]
+CONTENDERS = [*PYTHON_CONTENDERS, "zip-cli", "cat", *HTTP_CONTENDERS]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -117,11 +119,15 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
                 not is_warmup and len(done) >= plan[name]
             ):
                 continue
-            argv, cwd = command(name, dataset, out_root / name)
-            run = measure_one(argv, cwd, out_root / name, trash, warmup=is_warmup)
+            if name in HTTP_CONTENDERS:
+                run = measure_http(name, dataset, out_root / name, trash, warmup=is_warmup)
+            else:
+                argv, cwd = command(name, dataset, out_root / name)
+                run = measure_one(argv, cwd, out_root / name, trash, warmup=is_warmup)
             runs[name].append(run)
             failed = f"  FAILED (exit {run.exit_code}): {run.error[-500:]}" if run.exit_code else ""
-            log(f"    {label:8} {name:18} {run.seconds:8.2f} s {run.peak_rss_kib / 1024:8.1f} MiB{failed}")
+            extra = _http_extra(run)
+            log(f"    {label:8} {name:18} {run.seconds:8.2f} s {run.peak_rss_kib / 1024:8.1f} MiB{extra}{failed}")
     shutil.rmtree(out_root, ignore_errors=True)
     empty_trash(trash)
     return {
@@ -131,7 +137,7 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
         "dataset": _dataset_record(dataset),
         "contenders": {
             c: {
-                "command": _portable(command(c, dataset, Path("<out>"))[0], args.cache),
+                "command": _portable(_command_of(c, dataset), args.cache),
                 "runs": [as_dict(r) for r in runs[c]],
                 "summary": as_dict(summarise(runs[c], dataset.items, dataset.payload_bytes)),
             }
@@ -139,6 +145,23 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
         },
         "skipped": skipped,
     }
+
+
+def _command_of(name: str, dataset: Dataset) -> list[str]:
+    """The contender's command as recorded (an HTTP client's server URL and key left as placeholders)."""
+    if name in HTTP_CONTENDERS:
+        return http_command(name, "<server-url>", "<api-key>", dataset, Path("<out>"))
+    return command(name, dataset, Path("<out>"))[0]
+
+
+def _http_extra(run: Run) -> str:
+    """Time to first byte and the server's peak RSS, where an HTTP contender reported them."""
+    extra = ""
+    if "ttfb_ms" in run.child:
+        extra += f"  first byte {run.child['ttfb_ms']:.0f} ms"
+    if "server_peak_rss_kib" in run.child:
+        extra += f"  server {run.child['server_peak_rss_kib'] / 1024:.1f} MiB"
+    return extra
 
 
 def _dataset_record(dataset: Dataset) -> dict:

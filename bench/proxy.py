@@ -8,17 +8,20 @@
   the middle of a download. Connections after the list runs out pass
   everything.
 
-Threads, one pair per connection: enough for the few hundred connections a
-test or a benchmark opens.
+It runs on its own event loop (anyio on asyncio) in a helper thread: one
+thread for every connection would queue on the GIL, and the proxy itself
+would become the slow link it is meant to imitate.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
+import anyio
+from anyio.abc import SocketAttribute, SocketStream
+from anyio.from_thread import start_blocking_portal
 
 __all__ = ["ImpairedProxy"]
+
+_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
 
 class ImpairedProxy:
@@ -27,18 +30,19 @@ class ImpairedProxy:
         self.latency = latency
         self.cuts = list(cuts or [])
         self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self._lock = threading.Lock()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._portal_cm = start_blocking_portal("asyncio")
+        portal = self._portal = self._portal_cm.__enter__()
+        self._listener = portal.call(lambda: anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0))
+        self.port: int = self._listener.extra(SocketAttribute.local_port)
+        self._serving = portal.start_task_soon(self._listener.serve, self._handle)
 
     def base(self, path: str = "/api/v1/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def close(self) -> None:
-        self._closed = True
-        self._listener.close()
+        self._serving.cancel()
+        self._portal.call(self._listener.aclose)
+        self._portal_cm.__exit__(None, None, None)
 
     def __enter__(self) -> ImpairedProxy:
         return self
@@ -46,43 +50,32 @@ class ImpairedProxy:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                cut = self.cuts[self.connections] if self.connections < len(self.cuts) else None
-                self.connections += 1
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
-            for sock in (client, server):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pump, args=(client, server, self.latency, None), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, 0.0, cut), daemon=True).start()
+    async def _handle(self, client: SocketStream) -> None:
+        cut = self.cuts[self.connections] if self.connections < len(self.cuts) else None
+        self.connections += 1
+        try:
+            server = await anyio.connect_tcp("127.0.0.1", self.target_port)
+        except OSError:
+            await client.aclose()
+            return
+        async with client, server, anyio.create_task_group() as tg:
+            tg.start_soon(self._pump, client, server, self.latency, None, tg.cancel_scope)
+            tg.start_soon(self._pump, server, client, 0.0, cut, tg.cancel_scope)
 
     @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket, delay: float, limit: int | None) -> None:
+    async def _pump(src: SocketStream, dst: SocketStream, delay: float, limit: int | None, scope: anyio.CancelScope) -> None:
+        """Copy ``src`` to ``dst``; at EOF, an error or the cut, close the connection both ways."""
         passed = 0
         try:
-            while chunk := src.recv(1 << 16):
+            async for chunk in src:
                 if delay:
-                    time.sleep(delay)
+                    await anyio.sleep(delay)
                 if limit is not None and passed + len(chunk) >= limit:
-                    dst.sendall(chunk[: limit - passed])
+                    await dst.send(chunk[: limit - passed])
                     break
-                dst.sendall(chunk)
+                await dst.send(chunk)
                 passed += len(chunk)
-        except OSError:
+        except _GONE:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
+            scope.cancel()

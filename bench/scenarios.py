@@ -4,10 +4,8 @@ A :class:`Scenario` names a dataset kind (:mod:`bench.generate`) and, for
 each mode (``quick`` for ``make bench``, ``full`` for ``make bench-full``),
 the points to measure: one dataset size each, with its contenders and how
 many times to run them. Adding a scenario is adding one entry to
-:data:`SCENARIOS`; the HTTP scenarios of issue 5 (time to first byte and
-MB/s over loopback, 16 concurrent exports, a remote source with 20 ms per
-request at window 64 vs 1) join here when the HTTP service and client land,
-with contenders in :mod:`bench.contenders` that start a server first.
+:data:`SCENARIOS`. The HTTP scenarios' contenders
+(:mod:`bench.http_contenders`) start a server for each run.
 
 The quick run is sized to finish within 10 minutes on a 2-core machine,
 first-time dataset generation included; where it measures less than the
@@ -177,6 +175,44 @@ SCENARIOS: dict[str, Scenario] = {
             quick_note="100 k documents instead of 1 M",
             notes="the baselines write one JSON array per split, streamed, plus config.json; "
             "crc32 is the floor of paging the documents out of the store",
+        ),
+        Scenario(
+            name="http",
+            title="Over HTTP: the export endpoint on loopback (FOLDERS of 1 KiB items)",
+            kind="small",
+            params=_SMALL,
+            plan={
+                "quick": [
+                    Point(100_000, {**_SMALL, "n": 100_000}, ["http-download", "http-download-x16"], repeat=2,
+                          repeat_of={"http-download-x16": 1}, warmup=False),
+                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ["http-download"], repeat=2, warmup=False),
+                ],
+                "full": [
+                    Point(100_000, {**_SMALL, "n": 100_000}, ["http-download", "http-download-x16"], repeat=3,
+                          warmup=False),
+                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ["http-download", "http-download-x16"], repeat=3,
+                          repeat_of={"http-download-x16": 1}, warmup=False),
+                ],
+            },
+            ratios=(),
+            quick_note="16 concurrent downloads only at 100 k items (16 x 1 GB at 1 M takes minutes)",
+            notes="each run starts its own server; MB/s is the dataset's payload per second of the client's wall "
+            "time (x16: the 16 downloads together); the first download of a 1 M version streams without a length",
+        ),
+        Scenario(
+            name="remote",
+            title="Client-side export over HTTP, 20 ms per request: fetch window 64 against 1",
+            kind="small",
+            params=_SMALL,
+            plan={
+                "quick": _points(_SMALL, [2_000], ["remote-w64", "remote-w1"], repeat=1, warmup=False),
+                "full": _points(_SMALL, [20_000], ["remote-w64", "remote-w1"], repeat=1, warmup=False,
+                                repeat_of={"remote-w64": 3}),
+            },
+            ratios=("remote-w1",),
+            quick_note="2 k items instead of 20 k (window 1 pays 20 ms per item: 20 k take ~7 minutes)",
+            notes="a proxy on loopback holds every request 20 ms; the export runs the HTTP source and writes "
+            "FOLDERS to a file",
         ),
         Scenario(
             name="backends",

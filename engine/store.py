@@ -1309,12 +1309,14 @@ class Store(StoreReader):
             self._bump(version_id)
         return self.get_item(item_id)
 
-    def item_content(self, item_id: str) -> bytes | BlobFile | None:
+    def item_file(self, item_id: str) -> tuple[bytes | BlobFile, str] | None:
+        """An item's file content and extension in one query; None if it has no file."""
         row = self._one(
-            "SELECT b.sha256, b.size, b.crc32, b.data FROM items i JOIN blobs b ON b.id = i.blob_id WHERE i.id = ?",
+            "SELECT b.sha256, b.size, b.crc32, b.data, coalesce(i.extension, '')"
+            " FROM items i JOIN blobs b ON b.id = i.blob_id WHERE i.id = ?",
             (item_id,),
         )
-        return None if row is None else self.blobs.content(item_id, *row)
+        return None if row is None else (self.blobs.content(item_id, *row[:4]), row[4])
 
     def delete_item(self, item_id: str) -> DatasetItem:
         item = self.get_item(item_id)

@@ -36,3 +36,25 @@ def test_harness_measures_every_contender_on_the_same_work(tmp_path: Path):
     assert "| **dsexport** | 500 |" in table
     for plot in ("small-throughput.png", "small-rss.png"):
         assert (results / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_http_scenarios_measure_the_server_from_outside(tmp_path: Path):
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenario", "http", "remote", "--sizes", "200", "--repeat", "1",
+         "--cache", str(tmp_path / "cache"), "--results", str(results)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (http,) = json.loads(next(results.glob("*-http-custom.json")).read_text())["points"]
+    (remote,) = json.loads(next(results.glob("*-remote-custom.json")).read_text())["points"]
+    one = http["contenders"]["http-download"]["runs"][0]["child"]
+    many = http["contenders"]["http-download-x16"]["runs"][0]["child"]
+    assert one["ttfb_ms"] > 0 and one["server_peak_rss_kib"] > 10_000
+    assert many["downloads"] == 16 and many["archive_bytes"] == 16 * one["archive_bytes"]
+    w64, w1 = (remote["contenders"][c]["runs"][0]["child"] for c in ("remote-w64", "remote-w1"))
+    assert w64["items"] == w1["items"] == 200 and w64["archive_bytes"] == w1["archive_bytes"]
+    assert w1["inner_seconds"] > 200 * 0.020  # the proxy's 20 ms per request was paid one item at a time
+    table = (results / "latest.md").read_text()
+    assert "| http-download | 200 |" in table and "server peak RSS MiB" in table
+    assert "window 64 >= 40x the items/s of window 1 (200 items)" in table

@@ -32,6 +32,8 @@ __all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "RemoteApi", "TransientStatus",
 DEFAULT_TIMEOUT = 30.0
 #: Attempts of one request (the first one included) before giving up.
 DEFAULT_RETRIES = 5
+#: Connections per pool ("lane"); a larger ``max_connections`` gets several pools.
+LANE_CONNECTIONS = 8
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -88,16 +90,27 @@ class RemoteApi:
         self.retries = retries
         self.retry_wait = retry_wait
         headers = {"Authorization": f"Bearer {apikey}"} if apikey else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.base,
-            headers=headers,
-            timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False,  # SeeMe paths never redirect (seeme-api.md §1)
-        )
+        # httpcore 1.0's pool matches queued requests to connections in
+        # O(connections x requests) per step (encode/httpcore#1035, unmerged): at
+        # 64 connections that cost more CPU than the requests themselves. So a
+        # large window is split into lanes, each its own small pool.
+        lanes = max(1, -(-max_connections // LANE_CONNECTIONS))
+        per_lane = -(-max_connections // lanes)
+        self._lanes = [
+            httpx.AsyncClient(
+                base_url=self.base,
+                headers=headers,
+                timeout=httpx.Timeout(timeout),
+                limits=httpx.Limits(max_connections=per_lane, max_keepalive_connections=per_lane),
+                follow_redirects=False,  # SeeMe paths never redirect (seeme-api.md §1)
+            )
+            for _ in range(lanes)
+        ]
+        self._http = self._lanes[0]
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for lane in self._lanes:
+            await lane.aclose()
 
     def retrying(self) -> Any:
         """stamina's retry loop for one request: ``async for attempt in api.retrying(): with attempt: ...``."""
@@ -131,10 +144,19 @@ class RemoteApi:
 
     @asynccontextmanager
     async def stream(
-        self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        lane: int = 0,
     ) -> AsyncIterator[httpx.Response]:
-        """One streaming GET, without retries (the caller resumes); error statuses raise before the body."""
-        async with self._http.stream("GET", path, params=params, headers=headers) as response:
+        """One streaming GET, without retries (the caller resumes); error statuses raise before the body.
+
+        ``lane``: which connection pool to use (any int; concurrent callers spread over lanes).
+        """
+        client = self._lanes[lane % len(self._lanes)]
+        async with client.stream("GET", path, params=params, headers=headers) as response:
             if response.status_code >= 400:
                 await response.aread()
                 check(response)

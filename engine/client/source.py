@@ -144,24 +144,24 @@ class HttpSource:
         missing.extend(item for item in items if item.content is None)
         budget = [MEMORY_PER_BATCH]
 
-        async def worker() -> None:
+        async def worker(lane: int) -> None:
             for item in queue:
-                if not await self._fetch_one(item, budget):
+                if not await self._fetch_one(item, budget, lane):
                     missing.append(item)
 
         async with anyio.create_task_group() as tg:
-            for _ in range(min(window, len(items))):
-                tg.start_soon(worker)
+            for lane in range(min(window, len(items))):
+                tg.start_soon(worker, lane)
         return missing
 
-    async def _fetch_one(self, item: ExportItem, budget: list[int]) -> bool:
+    async def _fetch_one(self, item: ExportItem, budget: list[int], lane: int) -> bool:
         """Download one item's file into memory or a temporary file; False if the server has none."""
         path = item.content.path  # type: ignore[union-attr]
         with self._api.errors():
             async for attempt in self._api.retrying():
                 with attempt:
                     try:
-                        async with self._api.stream(path) as response:
+                        async with self._api.stream(path, lane=lane) as response:
                             parts: list[bytes] = []
                             held = 0
                             spool: FileSpool | None = None

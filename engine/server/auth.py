@@ -99,15 +99,53 @@ def bearer(request: Request) -> str | None:
     return key.strip()
 
 
-async def user_id(request: Request) -> str:
-    """The caller's user id; 401 without a valid key."""
+def _key(request: Request) -> str:
     key = bearer(request)
     if key is None:
         raise HTTPException(401, "missing API key: send Authorization: Bearer <apikey>", {"WWW-Authenticate": "Bearer"})
-    found = await db(request, service(request).store.user_for_key, key)
-    if found is None:
+    return key
+
+
+def _owner_checks(
+    store: Store, key: str, dataset_id: str | None, version_id: str | None, item_id: str | None
+) -> str:
+    """The caller's user id after every check the path needs, in one go (one thread hop per request).
+
+    401 for an unknown key; 404 for a dataset the caller does not own, a
+    version outside that dataset or an item outside that version, so another
+    user's ids reveal nothing.
+    """
+    uid = store.user_for_key(key)
+    if uid is None:
         raise HTTPException(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
-    return found
+    if dataset_id is not None and store.owner_of(dataset_id) != uid:
+        raise _not_found("dataset", dataset_id)
+    if version_id is not None and store._one(
+        "SELECT 1 FROM versions WHERE id = ? AND dataset_id = ?", (version_id, dataset_id)
+    ) is None:
+        raise _not_found("version", version_id)
+    if item_id is not None and store.item_version_id(item_id) != version_id:
+        raise _not_found("item", item_id)
+    return uid
+
+
+async def _checked(request: Request, *, dataset: bool, version: bool = False, item: str | None = None) -> str:
+    params = request.path_params
+    key = _key(request)
+    return await db(
+        request,
+        _owner_checks,
+        service(request).store,
+        key,
+        params["d"] if dataset else None,
+        params["v"] if version else None,
+        item,
+    )
+
+
+async def user_id(request: Request) -> str:
+    """The caller's user id; 401 without a valid key."""
+    return await _checked(request, dataset=False)
 
 
 def _not_found(kind: str, value: str) -> NotFound:
@@ -116,33 +154,18 @@ def _not_found(kind: str, value: str) -> NotFound:
 
 async def check_dataset(request: Request) -> tuple[str, str]:
     """(user id, dataset id) when the caller owns the path's dataset; else 404."""
-    uid = await user_id(request)
-    dataset_id = request.path_params["d"]
-    owner = await db(request, service(request).store.owner_of, dataset_id)
-    if owner != uid:
-        raise _not_found("dataset", dataset_id)
-    return uid, dataset_id
+    uid = await _checked(request, dataset=True)
+    return uid, request.path_params["d"]
 
 
 async def check_version(request: Request) -> tuple[str, str, str]:
     """(user id, dataset id, version id) when the path's version is in the caller's dataset."""
-    uid, dataset_id = await check_dataset(request)
-    version_id = request.path_params["v"]
-    store = service(request).store
-
-    def belongs() -> bool:
-        row = store._one("SELECT 1 FROM versions WHERE id = ? AND dataset_id = ?", (version_id, dataset_id))
-        return row is not None
-
-    if not await db(request, belongs):
-        raise _not_found("version", version_id)
-    return uid, dataset_id, version_id
+    uid = await _checked(request, dataset=True, version=True)
+    return uid, request.path_params["d"], request.path_params["v"]
 
 
 async def check_item(request: Request, item_id: str | None = None) -> tuple[str, str, str, str]:
     """(user, dataset, version, item) when the item is in the path's version."""
-    uid, dataset_id, version_id = await check_version(request)
     item_id = item_id if item_id is not None else request.path_params["i"]
-    if await db(request, service(request).store.item_version_id, item_id) != version_id:
-        raise _not_found("item", item_id)
-    return uid, dataset_id, version_id, item_id
+    uid = await _checked(request, dataset=True, version=True, item=item_id)
+    return uid, request.path_params["d"], request.path_params["v"], item_id

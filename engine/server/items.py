@@ -172,12 +172,11 @@ async def upload_file(request: Request) -> JSON:
 
 async def download_file(request: Request) -> Response:
     *_, item_id = await check_item(request)
-    store = _store(request)
-    content = await db(request, store.item_content, item_id)
-    if content is None:
+    found = await db(request, _store(request).item_file, item_id)
+    if found is None:
         raise NotFound(f"item {item_id} has no file")
-    item = await db(request, store.get_item, item_id)
-    media = mimetypes.types_map.get("." + (item.extension or "").lower(), "application/octet-stream")
+    content, extension = found
+    media = mimetypes.types_map.get("." + extension.lower(), "application/octet-stream")
     if isinstance(content, bytes):
         return Response(content, media_type=media)
     return StreamingResponse(_iterate(content.chunks()), media_type=media, headers={"content-length": str(content.size)})
