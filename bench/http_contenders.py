@@ -9,7 +9,7 @@
   (what ``dsexport export --from`` runs) with a fetch window of 64 and of 1,
   through :class:`bench.proxy.ImpairedProxy` adding 20 ms to every request.
 
-Every run starts its own server (``python -m engine serve``), forked like
+Every run starts its own server (``python -m engine serve --worker uvloop``), forked like
 any contender, and stops it with SIGTERM afterwards: its peak RSS comes
 from ``os.wait4`` as every other figure does, and is stored beside the
 client's in the run's record (``server_peak_rss_kib``). The client process
@@ -41,6 +41,8 @@ LATENCY = 0.020
 #: contender -> fetch window of the client-side export (0: a download contender)
 HTTP_CONTENDERS = {"http-download": 0, "http-download-x16": 0, "remote-w64": 64, "remote-w1": 1}
 _USER = "bench"
+#: The server's event loop: asyncio on uvloop answers small requests ~1.8x faster than trio here.
+WORKER = "uvloop"
 
 
 def api_key(dataset: Dataset) -> str:
@@ -62,7 +64,8 @@ class _Server:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        argv = [sys.executable, "-m", "engine", "serve", "--store", str(store), "--bind", f"127.0.0.1:{self.port}"]
+        argv = [sys.executable, "-m", "engine", "serve", "--store", str(store), "--bind", f"127.0.0.1:{self.port}",
+                "--worker", WORKER]
         with open(log, "wb") as out:
             self.pid = os.fork()
             if self.pid == 0:
