@@ -33,7 +33,7 @@ from rich.table import Column, Table
 
 from engine.client.api import DEFAULT_TIMEOUT, RemoteApi, credentials
 from engine.client.source import HttpSource
-from engine.errors import DsexportError
+from engine.errors import DsexportError, InvalidInput
 from engine.pipeline import ExportOptions, ExportResult, run_export
 from engine.sinks import open_sink
 from engine.sources import ExportPlan, Source, StoreSource
@@ -258,6 +258,8 @@ def export(
         skip_missing=skip_missing,
     )
     with _user_errors():
+        if from_url and store is not None:
+            raise InvalidInput("give --store (export from a store) or --from (from an API), not both")
         if from_url:
             _report_retries()
             url, key = credentials(from_url, apikey)
