@@ -194,6 +194,10 @@ class _FixedBody(http.server.ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, daemon=True).start()
         self.base = f"http://127.0.0.1:{self.server_address[1]}/api/v1/"
 
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
 
 def _zip(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
     buffer = io.BytesIO()
@@ -231,7 +235,7 @@ def test_a_hostile_archive_is_refused_before_anything_is_written(tmp_path, hosti
             Client(server.base, "k", **FAST).download_dataset("d", "v", extract_to_dir=str(target),
                                                               download_file=str(tmp_path / "h.zip"))
     finally:
-        server.shutdown()
+        server.stop()
     name = hostile.filename if isinstance(hostile, zipfile.ZipInfo) else hostile
     assert repr(name) in str(caught.value)
     assert not (target / "train").exists()  # not even the harmless entry
@@ -250,7 +254,7 @@ def test_a_symlink_already_in_the_folder_cannot_lead_out(tmp_path):
             Client(server.base, "k", **FAST).download_dataset("d", "v", extract_to_dir=str(target),
                                                               download_file=str(tmp_path / "h.zip"))
     finally:
-        server.shutdown()
+        server.stop()
     assert list(outside.iterdir()) == []
 
 
@@ -263,7 +267,7 @@ def test_a_corrupt_archive_extracts_nothing_and_is_kept(tmp_path):
             Client(server.base, "k", **FAST).download_dataset("d", "v", extract_to_dir=str(tmp_path / "data"),
                                                               download_file=str(tmp_path / "c.zip"))
     finally:
-        server.shutdown()
+        server.stop()
     assert not (tmp_path / "data").exists()
     assert (tmp_path / "c.zip").read_bytes() == bytes(body)
 
@@ -366,3 +370,69 @@ def test_user_give_makes_demo_datasets_servable(tmp_path):
         uid = opened.user_for_key(key)
         assert uid and all(opened.owner_of(ds.id or "") == uid for ds in opened.list_datasets())
         assert opened.give_datasets("bob") == []  # none left without an owner
+
+
+def test_client_side_export_retries_dropped_requests(demo, tmp_path):
+    srv, made = demo
+    d = made[0]
+    # the first connections (listing and item downloads alike) are cut at assorted points
+    with ImpairedProxy(srv.port, cuts=[60, 300, 900, 2_500, 60, 5_000, 400]) as proxy:
+        Client(proxy.base(), srv.keys["alice"], **FAST).export(
+            d.dataset_id, d.version_id, d.format, str(tmp_path / "a.zip"), concurrency=4)
+        assert proxy.connections > 7
+    assert (tmp_path / "a.zip").read_bytes() == cli_export(srv.store, d, d.format, tmp_path)
+
+
+class _Flaky(_FixedBody):
+    """Answers 503 to the first ``failures`` requests, then the archive (with Range support)."""
+
+    def __init__(self, body: bytes, failures: int) -> None:
+        self.requests = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(handler) -> None:  # noqa: N805
+                self.requests += 1
+                if self.requests <= failures:
+                    handler.send_response(503)
+                    handler.send_header("Content-Length", "0")
+                    handler.end_headers()
+                    return
+                handler.send_response(200)
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def log_message(handler, *args: object) -> None:  # noqa: N805
+                pass
+
+        http.server.ThreadingHTTPServer.__init__(self, ("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server_address[1]}/api/v1/"
+
+
+def test_5xx_answers_are_retried_then_reported(tmp_path):
+    body = _zip([("train/a.txt", b"A")])
+    flaky = _Flaky(body, failures=2)
+    try:
+        result = Client(flaky.base, "k", timeout=5.0, retries=3, retry_wait=0.01).download_dataset(
+            "d", "v", extract_to_dir=str(tmp_path / "ok"), download_file=str(tmp_path / "ok.zip"))
+        assert result.requests == 3 and (tmp_path / "ok" / "train" / "a.txt").read_bytes() == b"A"
+        flaky.requests = -10  # ten more 503s: more than the retries
+        with pytest.raises(RemoteError, match="kept failing .3 attempts.*503"):
+            Client(flaky.base, "k", timeout=5.0, retries=3, retry_wait=0.01).download_dataset(
+                "d", "v", extract_to_dir=str(tmp_path / "no"), download_file=str(tmp_path / "no.zip"))
+    finally:
+        flaky.stop()
+    assert not (tmp_path / "no").exists() and not list(tmp_path.glob("no.zip*"))
+
+
+def test_the_blocking_client_works_inside_a_running_event_loop(demo, tmp_path):
+    srv, made = demo
+    d = made[3]
+
+    async def notebook_cell():
+        return Client(srv.base, srv.keys["alice"], **FAST).download_dataset(
+            d.dataset_id, d.version_id, extract_to_dir=str(tmp_path / "nb"), download_file=str(tmp_path / "nb.zip"))
+
+    result = anyio.run(notebook_cell, backend="asyncio")
+    assert result.entries > 0 and (tmp_path / "nb").is_dir()
