@@ -17,8 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 from archive_check import check_archive
-from test_server_api import Server
-from test_server_export import _store_with_demo, cli_export
+from test_server_export import cli_export, demo  # noqa: F401  (demo: the served demo store fixture)
 from typer.testing import CliRunner
 
 from bench.proxy import ImpairedProxy
@@ -43,16 +42,6 @@ pytestmark = [
 ]
 
 FAST = dict(timeout=5.0, retry_wait=0.01)
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("client")
-    store, key, made = _store_with_demo(folder, "alice")
-    srv = Server(store)
-    srv.keys = {"alice": key}
-    yield srv, made
-    srv.stop()
 
 
 def first_split(store: Path, version_id: str) -> str:
