@@ -23,7 +23,17 @@ from starlette.requests import Request
 from engine.errors import NotFound
 from engine.store import Store
 
-__all__ = ["Service", "check_dataset", "check_item", "check_version", "db", "service", "user_id"]
+__all__ = [
+    "Service",
+    "caller_key",
+    "check_dataset",
+    "check_item",
+    "check_version",
+    "db",
+    "owner_checks",
+    "service",
+    "user_id",
+]
 
 T = TypeVar("T")
 
@@ -99,14 +109,15 @@ def bearer(request: Request) -> str | None:
     return key.strip()
 
 
-def _key(request: Request) -> str:
+def caller_key(request: Request) -> str:
+    """The request's API key; 401 without one."""
     key = bearer(request)
     if key is None:
         raise HTTPException(401, "missing API key: send Authorization: Bearer <apikey>", {"WWW-Authenticate": "Bearer"})
     return key
 
 
-def _owner_checks(
+def owner_checks(
     store: Store, key: str, dataset_id: str | None, version_id: str | None, item_id: str | None
 ) -> str:
     """The caller's user id after every check the path needs, in one go (one thread hop per request).
@@ -131,10 +142,10 @@ def _owner_checks(
 
 async def _checked(request: Request, *, dataset: bool, version: bool = False, item: str | None = None) -> str:
     params = request.path_params
-    key = _key(request)
+    key = caller_key(request)
     return await db(
         request,
-        _owner_checks,
+        owner_checks,
         service(request).store,
         key,
         params["d"] if dataset else None,

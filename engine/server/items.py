@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from engine.errors import InvalidInput, NotFound
-from engine.server.auth import check_item, check_version, db, service
+from engine.server.auth import caller_key, check_item, check_version, db, owner_checks, service
 from engine.server.bodies import (
     JSON,
     AnnotationIn,
@@ -171,8 +171,15 @@ async def upload_file(request: Request) -> JSON:
 
 
 async def download_file(request: Request) -> Response:
-    *_, item_id = await check_item(request)
-    found = await db(request, _store(request).item_file, item_id)
+    params = request.path_params
+    key, store = caller_key(request), _store(request)
+    item_id = params["i"]
+
+    def lookup():  # the checks and the read in one thread hop: this route is a client-side export's hot path
+        owner_checks(store, key, params["d"], params["v"], item_id)
+        return store.item_file(item_id)
+
+    found = await db(request, lookup)
     if found is None:
         raise NotFound(f"item {item_id} has no file")
     content, extension = found
