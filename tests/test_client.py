@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 import pytest
 from archive_check import check_archive
+from test_server_api import Server
 from test_server_export import cli_export, demo  # noqa: F401  (demo: the served demo store fixture)
 from typer.testing import CliRunner
 
@@ -33,7 +34,7 @@ from engine import (
     UnsafeArchive,
 )
 from engine.cli import app as cli_app
-from engine.store import Store
+from engine.store import NewItem, Store
 from formats import FORMATS
 
 pytestmark = [
@@ -425,3 +426,43 @@ def test_the_blocking_client_works_inside_a_running_event_loop(demo, tmp_path):
 
     result = anyio.run(notebook_cell, backend="asyncio")
     assert result.entries > 0 and (tmp_path / "nb").is_dir()
+
+
+def test_large_item_files_wait_in_temporary_files_and_match_the_server(tmp_path, monkeypatch):
+    import os
+
+    import engine.client.source as source
+
+    store = tmp_path / "store"
+    with Store.open(store, create=True) as opened:
+        ds = opened.create_dataset("big", "images", default_splits=True)
+        version = ds.versions[0]
+        train = opened.resolve_split(version.id, "train")
+        sizes = [3 << 20, 10, 1 << 20, (1 << 20) + 1, 700_000, 700_000, 2 << 20, 5]
+        opened.add_items(version.id, (
+            NewItem(name=f"f{i}", extension="bin", split_ids=[train.id], data=os.urandom(size))
+            for i, size in enumerate(sizes)
+        ))
+        key = opened.create_user("carol", "pw")[1]
+        opened.give_datasets("carol")
+    spooled: list[int] = []
+    real_close = source.FileSpool.close
+
+    def tracking_close(spool):
+        blob = real_close(spool)
+        spooled.append(blob.size)
+        return blob
+
+    monkeypatch.setattr(source, "MEMORY_PER_BATCH", 2 << 20)  # the third 700 kB file goes past the batch budget
+    monkeypatch.setattr(source.FileSpool, "close", tracking_close)
+    srv = Server(store)
+    try:
+        Client(srv.base, key, **FAST).export(ds.id, version.id, "folders", str(tmp_path / "remote.zip"),
+                                             concurrency=1)
+    finally:
+        srv.stop()
+    local = tmp_path / "local.zip"
+    assert CliRunner().invoke(cli_app, ["export", "--store", str(store), ds.id, version.id, "-f", "folders",
+                                        "-o", str(local), "--no-progress"]).exit_code == 0
+    assert (tmp_path / "remote.zip").read_bytes() == local.read_bytes()
+    assert sorted(spooled) == sorted([3 << 20, (1 << 20) + 1, 700_000, 2 << 20])
