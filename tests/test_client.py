@@ -466,3 +466,33 @@ def test_large_item_files_wait_in_temporary_files_and_match_the_server(tmp_path,
                                         "-o", str(local), "--no-progress"]).exit_code == 0
     assert (tmp_path / "remote.zip").read_bytes() == local.read_bytes()
     assert sorted(spooled) == sorted([3 << 20, (1 << 20) + 1, 700_000, 2 << 20])
+
+
+def test_the_http_source_reads_an_occurrence_range_like_the_store(demo):
+    from engine.client.api import RemoteApi
+    from engine.client.source import HttpSource
+    from engine.sources import StoreSource
+
+    srv, made = demo
+    d = made[1]  # text: an `unsup` split and more than one page at page_size 7
+
+    async def ids(source, **occurrences):
+        try:
+            plan = await source.plan(d.dataset_id, d.version_id, None)
+            got = []
+            async for page in source.pages(plan, with_content=False, **occurrences):
+                got += [(item.id, item.split.id if item.split else None, len(item.annotations)) for item in page]
+            return got, plan.total
+        finally:
+            await source.aclose()
+
+    async def main():
+        whole, total = await ids(StoreSource(srv.store))
+        assert total == len(whole) > 20
+        for start, stop in [(0, None), (0, 5), (3, 17), (7, 14), (total - 4, None), (total, None), (13, total)]:
+            remote, remote_total = await ids(HttpSource(RemoteApi(srv.base, srv.keys["alice"]), page_size=7),
+                                             start=start, stop=stop)
+            assert remote_total == total
+            assert remote == whole[start:stop], (start, stop)
+
+    anyio.run(main)

@@ -92,9 +92,9 @@ class HttpSource:
         chosen = _resolve_split(splits, split) if split else None
         if chosen is not None:
             splits = [chosen]
-        total = sum([await self._count(base, {"splitId": s.id or ""}) for s in splits])
+        total = sum([await self._count(base, {"splitId": s.id or ""}) or 0 for s in splits])
         if chosen is None:
-            total += await self._count(base, {"onlyUnsplit": "true"}, unsplit_only=True)
+            total += await self._count(base, {"onlyUnsplit": "true"}) or 0
         return ExportPlan(
             dataset=dataset,
             version=version,
@@ -104,16 +104,21 @@ class HttpSource:
             total=total,
         )
 
-    async def _count(self, base: str, filters: dict[str, str], *, unsplit_only: bool = False) -> int:
-        """Items matching ``filters``: ``X-Total-Count`` where the server sends it, else 0 (unknown)."""
+    async def _count(self, base: str, filters: dict[str, str]) -> int | None:
+        """Items matching ``filters``: ``X-Total-Count`` where the server sends it, else None (unknown)."""
         response = await self._api.get(f"{base}/items", {**filters, "pageSize": "1", "pageCount": "0"})
         header = response.headers.get("x-total-count")
-        return int(header) if header and header.isdigit() else 0
+        return int(header) if header and header.isdigit() else None
 
     async def pages(
         self, plan: ExportPlan, *, with_content: bool, start: int = 0, stop: int | None = None
     ) -> AsyncIterator[list[ExportItem]]:
-        """Each split's items by id, then (whole-version exports) items in no split."""
+        """Each split's items by id, then (whole-version exports) items in no split.
+
+        ``start``/``stop``: only those occurrences of that order (a scale-out
+        shard). Where the server counts (``X-Total-Count``), whole splits and
+        pages before ``start`` are skipped unread.
+        """
         base = f"datasets/{plan.dataset.id}/versions/{plan.version.id}"
         labels = {label.id: label for label in plan.labels}
         seen = 0
@@ -122,6 +127,14 @@ class HttpSource:
             groups.append((None, {"onlyUnsplit": "true"}))
         for split, filters in groups:
             page_number = 0
+            if start > seen and split is not None:  # a shard: skip whole splits and pages before ``start``
+                count = await self._count(base, filters)
+                if count is not None and seen + count <= start:
+                    seen += count
+                    continue
+                if count is not None:
+                    page_number = (start - seen) // self._page_size
+                    seen += page_number * self._page_size
             while True:
                 params = {**filters, "pageSize": str(self._page_size), "pageCount": str(page_number)}
                 response = await self._api.get(f"{base}/items", params)
