@@ -116,8 +116,8 @@ class _Job:
         self.skipped: list[str] = []
         self.skipped_count = 0
 
-    def _new_spool(self) -> FileSpool:
-        spool = FileSpool()
+    def _new_spool(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> FileSpool:
+        spool = FileSpool(head=head, separator=separator, tail=tail)
         self.spools.append(spool)
         return spool
 
