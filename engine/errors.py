@@ -7,6 +7,7 @@
     +-- ContentError              an item's content cannot be read
     |   +-- MissingBlob           the blob is gone or does not match its checksum
     +-- OutputError               the archive cannot be written where asked
+    +-- ShardFailed               a shard of a scale-out export failed (after retries)
 
 Each carries a message that names the bad value and, where there is a fixed
 set, the valid choices, so the CLI can print it as is and exit 2.
@@ -23,6 +24,7 @@ __all__ = [
     "MissingBlob",
     "NotFound",
     "OutputError",
+    "ShardFailed",
     "choices_hint",
 ]
 
@@ -64,3 +66,7 @@ class MissingBlob(ContentError):
 
 class OutputError(DsexportError):
     """The archive could not be written to the requested place."""
+
+
+class ShardFailed(DsexportError):
+    """A shard of a scale-out export (``--ray``) failed, after Ray's retries."""
