@@ -218,6 +218,9 @@ def export(
     compress: Annotated[CompressChoice, typer.Option(help="Entry compression.")] = CompressChoice.store,
     skip_missing: Annotated[bool, typer.Option(help="Skip items whose content is missing; list them at the end.")] = False,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar [default: on a terminal].")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
+    shards: Annotated[Optional[int], typer.Option(min=1, help="Shards of a --ray export [default: the cluster's CPUs].")] = None,
+    parts_dir: Annotated[Optional[Path], typer.Option(help="Folder for a --ray export's parts, reachable by every worker [default: the output's folder].")] = None,
 ) -> None:
     """Export one dataset version (or one split) as a ZIP archive."""
     show = progress if progress is not None else (err.is_terminal and not (output == "-" and not sys.stdout.isatty()))
@@ -228,6 +231,19 @@ def export(
         compression=compress.value,
         skip_missing=skip_missing,
     )
+    if ray is not None:
+        from functools import partial
+
+        from engine.scaleout.command import export_on_ray
+
+        source = partial(StoreSource, store or _default_store())
+        with _user_errors():
+            summary = export_on_ray(
+                source, dataset_id, version_id, output, options, ray_address=ray, shards=shards,
+                parts_dir=str(parts_dir) if parts_dir else None, backend=backend.value,
+            )
+        err.print(summary, highlight=False)
+        return
     with _user_errors():
         result = _export_one(store or _default_store(), dataset_id, version_id, output, options, backend.value, show)
     if result.skipped_count:

@@ -46,7 +46,7 @@ def run_scaleout(
     output: str,
     options: ExportOptions,
     *,
-    shards: int,
+    shards: int | None = None,
     ray_address: str = "local",
     parts_dir: str | None = None,
     backend: str = "trio",
@@ -54,6 +54,9 @@ def run_scaleout(
     num_cpus: int | None = None,
 ) -> ScaleoutResult:
     """Export one version as ``shards`` Ray tasks and stitch their parts into ``output``.
+
+    ``shards`` defaults to the cluster's CPU count. ``ray_address`` is
+    ``local`` (start a cluster here), ``auto`` or a Ray address.
 
     ``source_factory`` is sent to every worker (it must pickle, e.g. a
     ``functools.partial``); ``parts_dir`` must be reachable by every worker
@@ -76,21 +79,23 @@ def run_scaleout(
         raise OutputError(f"parts folder {folder} does not exist")
     plan = _plan(source_factory, dataset_id, version_id, options, backend)
     format_cls = check_options(plan, options)
+    if shards is not None and shards < 1:
+        raise InvalidInput(f"shards must be at least 1, got {shards}")
     run_dir = Path(tempfile.mkdtemp(prefix=".dsexport-parts-", dir=folder))
     try:
-        specs = [
-            PartSpec(
-                shard=shard,
-                dataset_id=dataset_id,
-                version_id=version_id,
-                options=options,
-                plan=plan,
-                run_dir=str(run_dir),
-                backend=backend,
-            )
-            for shard in cut(plan.total, shards)
-        ]
         with ray_sink.ray_session(ray_address, num_cpus):
+            specs = [
+                PartSpec(
+                    shard=shard,
+                    dataset_id=dataset_id,
+                    version_id=version_id,
+                    options=options,
+                    plan=plan,
+                    run_dir=str(run_dir),
+                    backend=backend,
+                )
+                for shard in cut(plan.total, shards or ray_sink.cluster_cpus())
+            ]
             parts = ray_sink.write_parts(specs, source_factory, max_retries=max_retries)
             parts, reruns = _settle_claims(
                 parts, specs, run_dir, lambda spec: ray_sink.rerun_part(spec, source_factory, max_retries=max_retries)

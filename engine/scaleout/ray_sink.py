@@ -22,7 +22,7 @@ from engine.errors import DsexportError, InvalidInput, ShardFailed
 from engine.scaleout.parts import PartManifest, PartSpec, run_part
 from engine.sources import Source
 
-__all__ = ["ray_session", "rerun_part", "write_parts"]
+__all__ = ["cluster_cpus", "ray_session", "rerun_part", "write_parts"]
 
 _ATTEMPT = ".attempt"
 
@@ -44,6 +44,7 @@ def ray_session(address: str, num_cpus: int | None = None) -> Iterator[None]:
     An already connected process (a test session) keeps its connection.
     """
     ray = _ray()
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-run INFO chatter on stderr
     if ray.is_initialized():
         yield
         return
@@ -55,6 +56,11 @@ def ray_session(address: str, num_cpus: int | None = None) -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+def cluster_cpus() -> int:
+    """CPUs of the connected cluster: the default number of shards."""
+    return max(1, int(_ray().cluster_resources().get("CPU", 1)))
 
 
 def _run_attempt(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManifest:
