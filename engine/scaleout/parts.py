@@ -151,10 +151,12 @@ class _PartJob(ExportJob):
         if len(self.spools) != self._spools_at_start:
             raise InvalidInput("the format opened a spool while writing items; it cannot be sharded")
         self.writer.save_central_directory(self._file(".cd"))
+        size = self.writer.bytes_written
+        self.writer.discard()  # no footer: the driver writes the one central directory
         self.sink.commit()
         self.claims.save()
         self.pieces = [spool.keep() for spool in self.spools]  # type: ignore[attr-defined]
-        return self.writer.bytes_written
+        return size
 
 
 def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManifest:
