@@ -231,6 +231,9 @@ def export(
         compression=compress.value,
         skip_missing=skip_missing,
     )
+    if ray is None and (shards is not None or parts_dir is not None):
+        err.print("[bold red]error:[/] --shards and --parts-dir belong to a --ray export", highlight=False)
+        raise typer.Exit(2)
     if ray is not None:
         from functools import partial
 

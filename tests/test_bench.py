@@ -36,3 +36,20 @@ def test_harness_measures_every_contender_on_the_same_work(tmp_path: Path):
     assert "| **dsexport** | 500 |" in table
     for plot in ("small-throughput.png", "small-rss.png"):
         assert (results / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_scaleout_scenario_runs_one_and_two_ray_shards_to_the_same_archive(tmp_path: Path):
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenario", "scaleout", "--sizes", "300", "--repeat", "1",
+         "--no-warmup", "--cache", str(tmp_path / "cache"), "--results", str(results)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result_file,) = results.glob("*-scaleout-custom.json")
+    (point,) = json.loads(result_file.read_text())["points"]
+    children = {name: entry["runs"][0]["child"] for name, entry in point["contenders"].items()}
+    assert {c["archive_bytes"] for c in children.values()} == {children["dsexport"]["archive_bytes"]}
+    assert [children[f"dsexport-ray-{n}"]["shards"] for n in (1, 2)] == [1, 2]
+    assert 0 < children["dsexport-ray-2"]["stitch_seconds"] < children["dsexport-ray-2"]["export_seconds"]
+    assert "dsexport-ray-2 at 300: Ray start-up" in (results / "latest.md").read_text()

@@ -219,5 +219,7 @@ def test_cli_export_with_ray(store, tmp_path: Path):
     assert list(parts.iterdir()) == []
     to_stdout = CliRunner().invoke(app, [*args[:-1], "-", "--ray", "local"])
     assert to_stdout.exit_code == 2 and "-o FILE" in to_stdout.output
+    without_ray = CliRunner().invoke(app, [*args, "--shards", "2"])
+    assert without_ray.exit_code == 2 and "belong to a --ray export" in without_ray.output
     with zipfile.ZipFile(out) as zf:
         assert "unassigned.json" in zf.namelist()
