@@ -58,6 +58,9 @@ def _ray_export(dataset: Dataset, out: Path, *, shards: int) -> dict:
         "shards": result.shards,
         "ray_start_seconds": ray_started - started,
         "export_seconds": result.seconds,
+        "parts_seconds": result.parts_seconds,
+        "slowest_part_seconds": result.slowest_part_seconds,
+        "settle_seconds": result.settle_seconds,
         "stitch_seconds": result.stitch_seconds,
         "reruns": len(result.reruns),
         "load_average": list(os.getloadavg()),
@@ -84,8 +87,10 @@ def report_lines(point: dict) -> list[str]:
 
         lines.append(
             f"- {name} at {point['n']:,}: Ray start-up {median('ray_start_seconds'):.2f} s, export "
-            f"{median('export_seconds'):.2f} s of which the stitch (the serial part) "
-            f"{median('stitch_seconds'):.2f} s; load average at the end "
+            f"{median('export_seconds'):.2f} s: parts {median('parts_seconds'):.2f} s (slowest shard "
+            f"{median('slowest_part_seconds'):.2f} s inside its task), names checked "
+            f"{median('settle_seconds'):.2f} s, stitch {median('stitch_seconds'):.2f} s (the last two are "
+            f"the serial part); load average at the end "
             f"{', '.join(f'{x:.2f}' for x in children[-1]['load_average'])}"
         )
     return lines + ([""] if lines else [])

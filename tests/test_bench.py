@@ -38,10 +38,12 @@ def test_harness_measures_every_contender_on_the_same_work(tmp_path: Path):
         assert (results / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_scaleout_scenario_runs_one_and_two_ray_shards_to_the_same_archive(tmp_path: Path):
+def test_scaleout_scenario_runs_ray_shards_to_the_same_archive(tmp_path: Path):
+    """Two shards only: each Ray contender starts a cluster of its own (~10 s)."""
     results = tmp_path / "results"
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--scenario", "scaleout", "--sizes", "300", "--repeat", "1",
+         "--contender", "dsexport", "dsexport-ray-2",
          "--no-warmup", "--cache", str(tmp_path / "cache"), "--results", str(results)],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
@@ -50,6 +52,6 @@ def test_scaleout_scenario_runs_one_and_two_ray_shards_to_the_same_archive(tmp_p
     (point,) = json.loads(result_file.read_text())["points"]
     children = {name: entry["runs"][0]["child"] for name, entry in point["contenders"].items()}
     assert {c["archive_bytes"] for c in children.values()} == {children["dsexport"]["archive_bytes"]}
-    assert [children[f"dsexport-ray-{n}"]["shards"] for n in (1, 2)] == [1, 2]
+    assert set(children) == {"dsexport", "dsexport-ray-2"} and children["dsexport-ray-2"]["shards"] == 2
     assert 0 < children["dsexport-ray-2"]["stitch_seconds"] < children["dsexport-ray-2"]["export_seconds"]
     assert "dsexport-ray-2 at 300: Ray start-up" in (results / "latest.md").read_text()

@@ -31,6 +31,11 @@ class ScaleoutResult(msgspec.Struct, kw_only=True):
     entries: int
     bytes: int
     seconds: float
+    #: Writing the parts on Ray (first round), wall time, and the slowest shard inside its task.
+    parts_seconds: float
+    slowest_part_seconds: float
+    #: Checking the shards' names in order, re-runs included (serial).
+    settle_seconds: float
     #: The serial part: copying parts, relocating records, closing entries, end records.
     stitch_seconds: float
     #: Shards run a second time because an earlier shard had claimed one of their names.
@@ -96,10 +101,14 @@ def run_scaleout(
                 )
                 for shard in cut(plan.total, shards or ray_sink.cluster_cpus())
             ]
+            parts_started = time.perf_counter()
             parts = ray_sink.write_parts(specs, source_factory, max_retries=max_retries)
+            settle_started = time.perf_counter()
+            slowest = max(part.seconds for part in parts)
             parts, reruns = _settle_claims(
                 parts, specs, run_dir, lambda spec: ray_sink.rerun_part(spec, source_factory, max_retries=max_retries)
             )
+            settled = time.perf_counter() - settle_started
         stitch_started = time.perf_counter()
         size, entries = stitch(plan, options, parts, run_dir, output)
         stitched = time.perf_counter() - stitch_started
@@ -115,6 +124,9 @@ def run_scaleout(
         entries=entries,
         bytes=size,
         seconds=time.perf_counter() - started,
+        parts_seconds=settle_started - parts_started,
+        slowest_part_seconds=slowest,
+        settle_seconds=settled,
         stitch_seconds=stitched,
         reruns=reruns,
         skipped=skipped,

@@ -78,6 +78,8 @@ class PartManifest(msgspec.Struct, kw_only=True):
     items: int
     skipped: list[str]
     skipped_count: int
+    #: Wall time of the shard's export inside its task.
+    seconds: float = 0.0
 
 
 class PartSpool:
@@ -194,6 +196,7 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
         items=result.items,
         skipped=result.skipped,
         skipped_count=result.skipped_count,
+        seconds=result.seconds,
     )
 
 
