@@ -131,3 +131,12 @@ def test_parts_written_in_process_stitch_byte_identical(demo, tmp_path: Path):
         parts, _ = _settle_claims(parts, specs, run_dir, lambda spec: run_part(spec, factory))
         stitch(plan, options, parts, run_dir, tmp_path / "stitched.zip")
         assert (tmp_path / "stitched.zip").read_bytes() == (tmp_path / "single.zip").read_bytes(), d.name
+
+
+def test_ray_is_imported_only_when_a_scale_out_export_runs():
+    import subprocess
+    import sys
+
+    code = "import sys, engine.cli, engine.scaleout; assert 'ray' not in sys.modules, 'ray imported eagerly'"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
