@@ -260,6 +260,11 @@ def _scenario_section(record: dict) -> list[str]:
             lines.append(f"| {name} | {point['n']:,} | skipped: {why} | | | | | |" + " |" * len(ratios))
     lines.append("")
     lines += _http_section(record)
+    if record["scenario"] == "scaleout":
+        from bench.scaleout import report_lines
+
+        for point in record["points"]:
+            lines += report_lines(point)
     if record["scenario"] == "small":
         lines += ["![items/s against N](small-throughput.png)", "", "![peak RSS against N](small-rss.png)", ""]
     return lines

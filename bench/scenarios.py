@@ -24,6 +24,8 @@ MODES = ("quick", "full")
 ALL = ["dsexport", "zipstream-plain", "zipfile-memory", "materialise", "zip-cli", "cat", "crc32"]
 #: Single-big-entry formats (CSV, SPACY_NER): no blob files to cat or zip by hand.
 TEXT = ["dsexport", "zipstream-plain", "zipfile-memory", "crc32"]
+#: One process against the same export as Ray shards.
+SCALEOUT = ["dsexport", "dsexport-ray-1", "dsexport-ray-2"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,20 @@ SCENARIOS: dict[str, Scenario] = {
             quick_note="2 k items instead of 20 k (window 1 pays 20 ms per item: 20 k take ~7 minutes)",
             notes="a proxy on loopback holds every request 20 ms; the export runs the HTTP source and writes "
             "FOLDERS to a file",
+        ),
+        Scenario(
+            name="scaleout",
+            title="Scale-out: the small-items export as 1 and 2 Ray shards (local cluster, 2 CPUs)",
+            kind="small",
+            params=_SMALL,
+            plan={
+                "quick": _points(_SMALL, [1_000_000], SCALEOUT, repeat=1, warmup=False),
+                "full": _points(_SMALL, [1_000_000], SCALEOUT, repeat=3),
+            },
+            ratios=("dsexport",),
+            quick_note="one run each, no warm-up",
+            notes="the Ray contenders start their own local cluster (in the wall time); the lines under the "
+            "table split off Ray's start-up and the stitch, the serial part (bench/scaleout.py)",
         ),
         Scenario(
             name="backends",

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -31,8 +32,8 @@ from rich.progress import (
 from rich.text import Text
 from rich.table import Column, Table
 
-from engine.client.api import DEFAULT_TIMEOUT, RemoteApi, credentials
-from engine.client.source import HttpSource
+from engine.client.api import DEFAULT_TIMEOUT, credentials
+from engine.client.source import http_source
 from engine.errors import DsexportError, InvalidInput
 from engine.pipeline import ExportOptions, ExportResult, run_export
 from engine.sinks import open_sink
@@ -243,6 +244,9 @@ def export(
     ] = None,
     apikey: ApiKeyOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
+    shards: Annotated[Optional[int], typer.Option(min=1, help="Shards of a --ray export [default: the cluster's CPUs].")] = None,
+    parts_dir: Annotated[Optional[Path], typer.Option(help="Folder for a --ray export's parts, reachable by every worker [default: the output's folder].")] = None,
 ) -> None:
     """Export one dataset version (or one split) as a ZIP archive.
 
@@ -257,18 +261,28 @@ def export(
         compression=compress.value,
         skip_missing=skip_missing,
     )
+    if ray is None and (shards is not None or parts_dir is not None):
+        err.print("[bold red]error:[/] --shards and --parts-dir belong to a --ray export", highlight=False)
+        raise typer.Exit(2)
     with _user_errors():
         if from_url and store is not None:
             raise InvalidInput("give --store (export from a store) or --from (from an API), not both")
+        make_source: Callable[[], Source]  # picklable (a partial): Ray ships it to its workers
         if from_url:
             _report_retries()
             url, key = credentials(from_url, apikey)
-            make_source: Callable[[], Source] = lambda: HttpSource(  # noqa: E731
-                RemoteApi(url, key, timeout=timeout, max_connections=concurrency)
-            )
+            make_source = partial(http_source, url, key, timeout=timeout, max_connections=concurrency)
         else:
-            store_path = store or _default_store()
-            make_source = lambda: StoreSource(store_path)  # noqa: E731
+            make_source = partial(StoreSource, store or _default_store())
+        if ray is not None:
+            from engine.scaleout.command import export_on_ray
+
+            summary = export_on_ray(
+                make_source, dataset_id, version_id, output, options, ray_address=ray, shards=shards,
+                parts_dir=str(parts_dir) if parts_dir else None, backend=backend.value,
+            )
+            err.print(summary, highlight=False)
+            return
         result = _export_one(make_source, dataset_id, version_id, output, options, backend.value, show)
     if result.skipped_count:
         shown = ", ".join(result.skipped[:20])

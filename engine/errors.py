@@ -11,6 +11,7 @@
     +-- OutputError               the archive cannot be written where asked
     +-- AuthenticationFailed      a server refused the API key (401/403)
     +-- RemoteError               a server is unreachable, timed out or kept failing
+    +-- ShardFailed               a shard of a scale-out export failed (after retries)
 
 Each carries a message that names the bad value and, where there is a fixed
 set, the valid choices, so the CLI can print it as is and exit 2.
@@ -31,6 +32,7 @@ __all__ = [
     "OutputError",
     "RemoteError",
     "UnsafeArchive",
+    "ShardFailed",
     "choices_hint",
 ]
 
@@ -88,3 +90,5 @@ class AuthenticationFailed(DsexportError):
 
 class RemoteError(DsexportError):
     """A server could not be reached, did not answer in time, or kept failing after retries."""
+class ShardFailed(DsexportError):
+    """A shard of a scale-out export (``--ray``) failed, after Ray's retries."""

@@ -36,7 +36,7 @@ from engine.zipwriter import COMPRESSION, ZipWriter
 from formats import FORMATS, get_format
 from formats.base import Entry, ExportContext, ExportItem, Format
 
-__all__ = ["BACKENDS", "ExportOptions", "ExportResult", "check_options", "export", "run_export"]
+__all__ = ["BACKENDS", "ExportJob", "ExportOptions", "ExportResult", "check_options", "export", "run_export"]
 
 BATCH_BYTES = 8 << 20
 BATCH_ITEMS = 2048
@@ -91,8 +91,19 @@ def check_options(plan: ExportPlan, options: ExportOptions) -> type[Format]:
     return format_cls
 
 
-class _Job:
-    """The mutable state of one running export, owned by the pipeline."""
+class ExportJob:
+    """The mutable state of one running export, owned by the pipeline.
+
+    The pipeline runs the whole occurrence range into a complete archive.
+    A subclass may read a range (``start``/``stop``) and end differently:
+    a scale-out shard (``engine/scaleout/parts.py``) overrides
+    :meth:`new_claims`, :meth:`_new_spool` and :meth:`finish` to write a
+    part instead of an archive.
+    """
+
+    #: The occurrences this job reads: ``start`` to ``stop - 1`` (None: to the end).
+    start: int = 0
+    stop: int | None = None
 
     def __init__(self, plan: ExportPlan, options: ExportOptions, sink: Sink, progress: Progress | None):
         self.plan = plan
@@ -100,7 +111,7 @@ class _Job:
         self.sink = sink
         self.progress = progress
         self.format_cls = check_options(plan, options)
-        self.claims = SpillingClaims()
+        self.claims = self.new_claims()
         self.spools: list[FileSpool] = []
         ctx = ExportContext(
             dataset=plan.dataset,
@@ -116,8 +127,12 @@ class _Job:
         self.skipped: list[str] = []
         self.skipped_count = 0
 
-    def _new_spool(self) -> FileSpool:
-        spool = FileSpool()
+    def new_claims(self) -> SpillingClaims:
+        """The name claims the format is lent (made before the format)."""
+        return SpillingClaims()
+
+    def _new_spool(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> FileSpool:
+        spool = FileSpool(head=head, separator=separator, tail=tail)
         self.spools.append(spool)
         return spool
 
@@ -171,8 +186,12 @@ async def export(
     *,
     progress: Progress | None = None,
     on_plan: Callable[[ExportPlan], None] | None = None,
+    job_factory: Callable[[ExportPlan, ExportOptions, Sink, Progress | None], ExportJob] = ExportJob,
 ) -> ExportResult:
     """Export one version (or one split of it) into ``sink``.
+
+    ``job_factory`` makes the job that holds the export's state; the default
+    writes a whole archive (see :class:`ExportJob` for the other use).
 
     On success the sink is committed. On any error or cancellation the sink
     is aborted (a file sink leaves nothing at its path) and the error is
@@ -181,7 +200,7 @@ async def export(
     started = time.perf_counter()
     try:
         plan = await source.plan(dataset_id, version_id, options.split)
-        job = _Job(plan, options, sink, progress)
+        job = job_factory(plan, options, sink, progress)
     except BaseException:
         sink.abort()
         raise
@@ -211,7 +230,7 @@ async def export(
     )
 
 
-async def _run(source: Source, job: _Job) -> int:
+async def _run(source: Source, job: ExportJob) -> int:
     send, receive = anyio.create_memory_object_stream[list[ExportItem]](1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_produce, source, job, send)
@@ -221,11 +240,12 @@ async def _run(source: Source, job: _Job) -> int:
         return await anyio.to_thread.run_sync(job.finish)
 
 
-async def _produce(source: Source, job: _Job, send: ObjectSendStream[list[ExportItem]]) -> None:
+async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[ExportItem]]) -> None:
     """Pages -> byte-bounded batches -> fetched -> channel."""
     with_content = job.format_cls.needs_content(job.plan.dataset)
     window = job.options.concurrency
-    async with send, aclosing(source.pages(job.plan, with_content=with_content)) as pages:
+    pages = source.pages(job.plan, with_content=with_content, start=job.start, stop=job.stop)
+    async with send, aclosing(pages):
         async for page in pages:
             for batch in _batches(page):
                 if with_content:
@@ -285,6 +305,7 @@ def run_export(
     backend: str = "trio",
     progress: Progress | None = None,
     on_plan: Callable[[ExportPlan], None] | None = None,
+    job_factory: Callable[[ExportPlan, ExportOptions, Sink, Progress | None], ExportJob] = ExportJob,
 ) -> ExportResult:
     """Run :func:`export` to completion on ``backend`` (``trio`` or ``asyncio``)."""
     if backend not in BACKENDS:
@@ -294,7 +315,14 @@ def run_export(
         source = source_factory()
         try:
             return await export(
-                source, dataset_id, version_id, sink, options, progress=progress, on_plan=on_plan
+                source,
+                dataset_id,
+                version_id,
+                sink,
+                options,
+                progress=progress,
+                on_plan=on_plan,
+                job_factory=job_factory,
             )
         finally:
             await source.aclose()

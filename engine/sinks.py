@@ -65,6 +65,11 @@ class FileSink:
         except OSError as exc:
             raise OutputError(_describe(exc, str(self.path))) from exc
 
+    def fileno(self) -> int:
+        """The temporary file's descriptor, for copies made by the kernel (scale-out stitch)."""
+        assert self._file is not None, "fileno after commit/abort"
+        return self._file.fileno()
+
     def commit(self) -> None:
         assert self._file is not None
         try:

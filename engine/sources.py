@@ -49,8 +49,15 @@ class Source(Protocol):
         """Resolve ids (``split`` by name or id); NotFound names what is unknown."""
         ...
 
-    def pages(self, plan: ExportPlan, *, with_content: bool) -> AsyncIterator[list[ExportItem]]:
-        """Item occurrences in order, a page at a time."""
+    def pages(
+        self, plan: ExportPlan, *, with_content: bool, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[list[ExportItem]]:
+        """Item occurrences in order, a page at a time.
+
+        Only occurrences ``start`` to ``stop - 1`` of that order (None: to
+        the end), as a shard of a scale-out export reads them; a source
+        should skip the prefix without reading it.
+        """
         ...
 
     async def fetch(self, items: list[ExportItem], window: int) -> list[ExportItem]:
@@ -108,7 +115,9 @@ class StoreSource:
 
         return await anyio.to_thread.run_sync(resolve)
 
-    async def pages(self, plan: ExportPlan, *, with_content: bool) -> AsyncIterator[list[ExportItem]]:
+    async def pages(
+        self, plan: ExportPlan, *, with_content: bool, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[list[ExportItem]]:
         store = await self._open()
         page_iter = store.iter_pages(
             plan.version.id or "",
@@ -116,6 +125,8 @@ class StoreSource:
             with_content=with_content,
             include_unsplit=plan.split is None,
             page_size=self._page_size,
+            start=start,
+            stop=stop,
         )
         try:
             while page := await anyio.to_thread.run_sync(next, page_iter, None):

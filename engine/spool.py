@@ -2,7 +2,10 @@
 
 * :class:`FileSpool` keeps data a format gathers across items (a CSV body,
   a per-split JSON array, a YOLO list file) in a temporary file, and hands
-  it back as a Blob whose size and CRC-32 were computed while writing.
+  it back as a Blob whose size and CRC-32 were computed while writing. It
+  frames the records it is given (``head``, records joined by
+  ``separator``, ``tail``), so the records alone can be cut into ranges
+  and joined again (see ``engine/scaleout``).
 * :class:`SpillingClaims` remembers which archive paths are taken: in a set
   while the export is small, in a temporary SQLite table once it is not, so
   a 5-million-item export does not hold 5 million names in RAM.
@@ -42,19 +45,44 @@ class SpooledBlob:
 
 
 class FileSpool:
-    """A write-once temporary file that tracks its size and CRC-32."""
+    """A write-once temporary file that tracks its size and CRC-32.
 
-    def __init__(self, directory: str | None = None) -> None:
+    Holds ``head``, then each record given to :meth:`write` with
+    ``separator`` between two records, then (from :meth:`close`) ``tail``.
+    """
+
+    def __init__(
+        self,
+        directory: str | None = None,
+        *,
+        head: bytes = b"",
+        separator: bytes = b"",
+        tail: bytes = b"",
+    ) -> None:
         self._file: BinaryIO = tempfile.TemporaryFile(prefix="dsexport-spool-", dir=directory)
         self._size = 0
         self._crc = 0
+        self._separator = separator
+        self._tail = tail
+        #: Records written so far.
+        self.records = 0
+        if head:
+            self._put(head)
 
-    def write(self, data: bytes) -> None:
+    def write(self, record: bytes) -> None:
+        if self.records and self._separator:
+            self._put(self._separator)
+        self._put(record)
+        self.records += 1
+
+    def _put(self, data: bytes) -> None:
         self._file.write(data)
         self._size += len(data)
         self._crc = zlib.crc32(data, self._crc)
 
     def close(self) -> SpooledBlob:
+        if self._tail:
+            self._put(self._tail)
         self._file.flush()
         return SpooledBlob(self._file, self._size, self._crc)
 

@@ -151,6 +151,17 @@ _UNSPLIT = (
     f"SELECT i.id, {_ROW} {{extra}} FROM items i {{join}} WHERE i.version_id = ? AND i.id > ?"
     " AND NOT EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id) ORDER BY i.id LIMIT ?"
 )
+_UNSPLIT_COUNT = (
+    "SELECT count(*) FROM items i WHERE i.version_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id)"
+)
+# The id of the n-th occurrence (0-based) of a split, or of the unsplit items:
+# an OFFSET walk of an index inside SQLite, no rows brought into Python.
+_SPLIT_SEEK = "SELECT item_id FROM item_splits WHERE split_id = ? ORDER BY item_id LIMIT 1 OFFSET ?"
+_UNSPLIT_SEEK = (
+    "SELECT i.id FROM items i WHERE i.version_id = ?"
+    " AND NOT EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id) ORDER BY i.id LIMIT 1 OFFSET ?"
+)
 _CONTENT = {"extra": ", b.sha256, b.size, b.crc32, b.data", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
 _NO_CONTENT = {"extra": "", "join": ""}
 _SIZES = {"extra": ", b.sha256, b.size, b.crc32", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
@@ -450,8 +461,16 @@ class StoreReader:
         include_unsplit: bool | None = None,
         page_size: int = 1000,
         sizes_only: bool = False,
+        start: int = 0,
+        stop: int | None = None,
     ) -> Iterator[list[ExportItem]]:
         """Item occurrences in export order, ``page_size`` at a time.
+
+        ``start``/``stop`` limit the iteration to occurrences ``start`` to
+        ``stop - 1`` of that order (a shard of a scale-out export). The
+        prefix is skipped inside SQLite: whole splits by their counts, then
+        one ``OFFSET`` walk of the split's index to find the first item id,
+        from which keyset paging goes on as usual.
 
         Order: each split of ``split_ids`` in turn (None: all the version's
         splits, in creation order), its items by id, each with that split's
@@ -465,21 +484,33 @@ class StoreReader:
         """
         if page_size < 1:
             raise InvalidInput(f"page_size must be at least 1, got {page_size}")
+        if start < 0 or (stop is not None and stop < start):
+            raise InvalidInput(f"invalid occurrence range {start}..{stop}")
         splits = self._export_splits(version_id, split_ids)
         unsplit = _with_unsplit(split_ids, include_unsplit)
         mode = "sizes" if sizes_only and with_content else with_content
-        return self._pages(version_id, splits, mode, unsplit, page_size)
+        return self._pages(version_id, splits, mode, unsplit, page_size, start, stop)
 
     def _pages(
-        self, version_id: str, splits: list[DatasetSplit], with_content: bool | str, include_unsplit: bool, size: int
+        self,
+        version_id: str,
+        splits: list[DatasetSplit],
+        with_content: bool | str,
+        include_unsplit: bool,
+        size: int,
+        start: int = 0,
+        stop: int | None = None,
     ) -> Iterator[list[ExportItem]]:
         with self._snapshot():
             cols = _SIZES if with_content == "sizes" else _CONTENT if with_content else _NO_CONTENT
             page = _PAGE.format(**cols)
             unsplit = _UNSPLIT.format(**cols)
             annotator = _Annotator({label.id: label for label in self.labels(version_id)})
+            ranges = self._ranges(version_id, splits, include_unsplit, start, stop)
             for split in splits:
-                for rows in self._keyset(page, split.id, size):
+                if (cut := ranges.get(split.id)) is None:
+                    continue
+                for rows in self._keyset(page, split.id, size, *cut):
                     found = annotator.group(
                         self._all(
                             "SELECT item_id, label_id, coordinates FROM annotations"
@@ -488,8 +519,8 @@ class StoreReader:
                         )
                     )
                     yield self._export_items(rows, split, found, with_content)
-            if include_unsplit:
-                for rows in self._keyset(unsplit, version_id, size):
+            if include_unsplit and (cut := ranges.get(None)) is not None:
+                for rows in self._keyset(unsplit, version_id, size, *cut):
                     ids = [r[0] for r in rows]
                     found = annotator.group(
                         self._all(
@@ -500,13 +531,52 @@ class StoreReader:
                     )
                     yield self._export_items(rows, None, found, with_content)
 
-    def _keyset(self, sql: str, key: str, size: int) -> Iterator[list[tuple]]:
-        """Pages of ``sql`` rows (first column the cursor), each query resuming after the last id."""
-        after = ""
-        while rows := self._all(sql, (key, after, size)):
-            yield rows
-            if len(rows) < size:
+    def _ranges(
+        self, version_id: str, splits: list[DatasetSplit], include_unsplit: bool, start: int, stop: int | None
+    ) -> dict[str | None, tuple[str, int | None]]:
+        """For each split (None: the unsplit items) that overlaps ``start..stop``:
+        the item id to resume after and how many rows to read (None: all)."""
+        groups: list[tuple[str | None, str, str]] = [
+            (s.id, "SELECT count(*) FROM item_splits WHERE split_id = ?", s.id or "") for s in splits
+        ]
+        if include_unsplit:
+            groups.append((None, _UNSPLIT_COUNT, version_id))
+        if start == 0 and stop is None:
+            return {key: ("", None) for key, _, _ in groups}
+        out: dict[str | None, tuple[str, int | None]] = {}
+        before = 0  # occurrences in the groups already passed
+        for key, count_sql, arg in groups:
+            if stop is not None and before >= stop:
+                break
+            count = self._one(count_sql, (arg,))[0]
+            skip = max(start - before, 0)
+            if skip < count:
+                take = None if stop is None or stop - before >= count else stop - before - skip
+                after = ""
+                if skip:
+                    seek = _SPLIT_SEEK if key is not None else _UNSPLIT_SEEK
+                    after = self._one(seek, (arg, skip - 1))[0]
+                out[key] = (after, take)
+            before += count
+        return out
+
+    def _keyset(
+        self, sql: str, key: str, size: int, after: str = "", limit: int | None = None
+    ) -> Iterator[list[tuple]]:
+        """Pages of ``sql`` rows (first column the cursor), each query resuming after the last id.
+
+        At most ``limit`` rows in all when given.
+        """
+        left = limit
+        while True:
+            want = size if left is None else min(size, left)
+            if want <= 0 or not (rows := self._all(sql, (key, after, want))):
                 return
+            yield rows
+            if len(rows) < want:
+                return
+            if left is not None:
+                left -= len(rows)
             after = rows[-1][0]
 
     def _export_items(

@@ -31,6 +31,8 @@ byte-identical on every run. Exactly one thread may drive a writer.
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
@@ -62,6 +64,7 @@ __all__ = [
     "FIXED_DATE_TIME",
     "SpooledCentralDirectory",
     "ZipWriter",
+    "central_record",
     "predicted_zip_size",
 ]
 
@@ -110,6 +113,19 @@ class SpooledCentralDirectory:
         """Spool an already packed central-directory record (the fast path)."""
         self._file.write(record)
         self._count += 1
+
+    def append_records(self, records: bytes, count: int) -> None:
+        """Spool ``count`` packed records at once (a stitched part's, relocated)."""
+        self._file.write(records)
+        self._count += count
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Copy the records spooled so far to ``path`` (a scale-out part's directory)."""
+        self._file.flush()
+        self._file.seek(0)
+        with open(path, "wb") as out:
+            shutil.copyfileobj(self._file, out, self._BLOCK)
+        self._file.seek(0, os.SEEK_END)
 
     def __len__(self) -> int:
         return self._count
@@ -245,6 +261,55 @@ class ZipWriter(zipstream.ZipStream):
             )
         self._filelist.append(zinfo)
 
+    def write_copied(self, path: str, size: int, crc: int, copy: Callable[[], object]) -> None:
+        """A stored entry whose ``size`` bytes (CRC-32 ``crc``) ``copy()`` puts into the output.
+
+        For payloads the caller moves without Python touching them (the
+        stitcher's ``copy_file_range``). The header and data descriptor are
+        zipstream-ng's own, packed as :meth:`write` packs a Blob of that size,
+        so the entry is byte-identical to writing the payload.
+        """
+        _check_path(path)
+        if self._compress_type != ZIP_STORED:
+            raise InvalidInput("only stored entries can be copied in place")
+        zinfo = self._new_info(path, size)
+        zinfo.header_offset = self._pos
+        zinfo.flag_bits |= _FLAG_DATA_DESCRIPTOR
+        zip64 = size * ZIP64_ESTIMATE_FACTOR > ZIP64_LIMIT  # as ZipStreamInfo._file_data decides
+        header = zinfo.FileHeader(zip64)
+        self._buffer += header
+        self.flush()
+        copy()
+        zinfo.CRC, zinfo.file_size, zinfo.compress_size = crc, size, size
+        descriptor = zinfo.DataDescriptor(zip64)
+        self._buffer += descriptor
+        self._pos += len(header) + size + len(descriptor)
+        self._filelist.append(zinfo)
+        self.entries_written += 1
+
+    def advance(self, size: int, records: bytes = b"", count: int = 0) -> None:
+        """Account for ``size`` bytes put into the output by other means.
+
+        The stitcher copies a part's entries into the output itself, then
+        hands over their ``count`` central-directory ``records`` (already
+        relocated to the part's offset in the archive). Call with nothing
+        buffered (after :meth:`flush`).
+        """
+        assert not self._buffer, "advance() with buffered bytes would reorder the output"
+        self._pos += size
+        if count:
+            self._filelist.append_records(records, count)
+        self.entries_written += count
+
+    def save_central_directory(self, path: str | os.PathLike[str]) -> None:
+        """Flush, and copy the central-directory records so far to ``path``.
+
+        A scale-out part ends here instead of in :meth:`close`: its records
+        carry offsets relative to the part's start, relocated when stitched.
+        """
+        self.flush()
+        self._filelist.save(path)
+
     def flush(self) -> None:
         """Hand buffered bytes to ``output`` now."""
         if self._buffer:
@@ -287,6 +352,23 @@ def _check_path(path: str) -> None:
         or (".." in path and ".." in path.split("/"))
     ):
         raise InvalidInput(f"refusing unsafe archive path {path!r}")
+
+
+def central_record(
+    path: str, *, flags: int, compress_type: int, crc: int, compress_size: int, file_size: int, offset: int
+) -> bytes:
+    """The central-directory record the writer gives an entry with these fields.
+
+    Packed by ZipStreamInfo itself (zip64 extra and version fields when a size
+    or the offset needs them), for relocating a record to a new ``offset``.
+    """
+    zinfo = ZipStreamInfo(path, date_time=FIXED_DATE_TIME)
+    zinfo.external_attr = _FILE_ATTR
+    zinfo.compress_type = compress_type
+    zinfo.flag_bits = flags & ~_FLAG_UTF8  # the UTF-8 flag follows from the name
+    zinfo.CRC, zinfo.compress_size, zinfo.file_size = crc, compress_size, file_size
+    zinfo.header_offset = offset
+    return zinfo._central_directory_header_data()
 
 
 def predicted_zip_size(entries: Iterator[tuple[str, int]]) -> int:

@@ -3,7 +3,7 @@
 A format is pure layout code: it never opens a file, a socket or an event
 loop. The engine gives it an :class:`ExportContext` (the version's metadata
 plus two services, ``names`` for unique archive paths and ``spool`` for data
-gathered across items), then calls :meth:`Format.entries` once per item
+gathered across items, created in ``__init__``), then calls :meth:`Format.entries` once per item
 occurrence, in the source's stable order (split, then item id), and
 :meth:`Format.finish` once at the end. Each call returns the ZIP entries to
 write, in order.
@@ -15,7 +15,7 @@ with that split's annotations; an item in no split occurs once with
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import msgspec
@@ -32,6 +32,7 @@ __all__ = [
     "Format",
     "NameClaims",
     "Spool",
+    "SpoolFactory",
 ]
 
 
@@ -102,13 +103,30 @@ class NameClaims(Protocol):
 
 
 class Spool(Protocol):
-    """A write-once buffer outside RAM for data gathered across items."""
+    """A write-once buffer outside RAM for data gathered across items.
 
-    def write(self, data: bytes) -> None: ...
+    It holds the ``head`` it was made with, the records given to
+    :meth:`write` with ``separator`` between each two, and the ``tail``
+    (added by :meth:`close`). Formats hand framing bytes to the spool rather
+    than writing them as records, so a record's bytes never depend on what
+    came before it: the engine can then cut the records of a range of items
+    out and join ranges again (scale-out).
+    """
+
+    #: How many records were written.
+    records: int
+
+    def write(self, record: bytes) -> None: ...
 
     def close(self) -> Blob:
-        """Finish writing and return the spooled bytes as a Blob."""
+        """Finish writing (adding the tail) and return the spooled bytes as a Blob."""
         ...
+
+
+class SpoolFactory(Protocol):
+    """``ctx.spool``: a new Spool with the given framing."""
+
+    def __call__(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> Spool: ...
 
 
 class ExportContext(msgspec.Struct, kw_only=True):
@@ -124,7 +142,7 @@ class ExportContext(msgspec.Struct, kw_only=True):
     labels: list[Label]
     splits: list[DatasetSplit]
     names: NameClaims
-    spool: Callable[[], Spool]
+    spool: SpoolFactory
 
 
 class Format(Protocol):

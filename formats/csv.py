@@ -54,6 +54,7 @@ Choices where the spec is silent:
 from __future__ import annotations
 
 import csv
+import io
 from typing import ClassVar
 
 import msgspec
@@ -141,14 +142,12 @@ class CsvFormat:
         version = safe_component(ctx.version.id or "", fallback="dataset")
         self._csv_path = paths.unique(safe_component(version + ".csv"), "csv")
         self._config_path = paths.unique("config.json", "config")
-        self._spool = ctx.spool()
-        self._writer = csv.writer(
-            _SpoolText(self._spool),
-            delimiter=self._sep,
-            quoting=csv.QUOTE_MINIMAL,
-            lineterminator="\n",
-        )
-        self._writer.writerow([*columns, self._label_column, self._split_column])
+        header = io.StringIO()
+        self._dialect = {"delimiter": self._sep, "quoting": csv.QUOTE_MINIMAL, "lineterminator": "\n"}
+        csv.writer(header, **self._dialect).writerow([*columns, self._label_column, self._split_column])
+        # The header is the spool's head: each row is then one record of its own.
+        self._spool = ctx.spool(head=header.getvalue().encode("utf-8"))
+        self._writer = csv.writer(_SpoolText(self._spool), **self._dialect)
 
     def entries(self, item: ExportItem) -> list[Entry]:
         row = [item.text] if self._width == 1 else _fields(item.text, self._sep)

@@ -32,9 +32,9 @@ Choices where the spec is silent:
   naming the item. Annotations are sorted by (start, end, label export
   position); overlapping spans are kept as stored.
 * **JSON**: compact, UTF-8 without ``\\u`` escapes for non-ASCII, keys in the
-  spec's order; streamed into a spool per split: ``[``, objects separated by
-  ``,``, ``]``. A split without items is ``[]``. ``name`` is the item's name,
-  or its id when unnamed.
+  spec's order; streamed into a spool per split (made up front, framed by
+  the spool: ``[``, objects separated by ``,``, ``]``). A split without
+  items is ``[]``. ``name`` is the item's name, or its id when unnamed.
 * **File names**: ``<safe split name>.json``, unique (a collision gets
   ``~<split_id>``). config.json ``splits`` lists the file names without
   ``.json``, in split order, so ``<entry>.json`` always opens the file; they
@@ -81,9 +81,9 @@ class _Doc(msgspec.Struct):
 class _SplitFile:
     __slots__ = ("path", "spool")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, spool: Spool) -> None:
         self.path = path
-        self.spool: Spool | None = None
+        self.spool = spool
 
 
 class SpacyNerFormat:
@@ -104,7 +104,7 @@ class SpacyNerFormat:
         for split in ctx.splits:
             self._split_file(split)
         # Claimed now, after the real splits, so a split named "unassigned" wins.
-        self._unassigned = _SplitFile(self._paths.unique(_UNASSIGNED + ".json", "nosplit"))
+        self._unassigned = _SplitFile(self._paths.unique(_UNASSIGNED + ".json", "nosplit"), self._array())
         self._rank = {label.id: i for i, label in enumerate(ctx.labels)}
         self._encode = msgspec.json.Encoder().encode
 
@@ -114,8 +114,12 @@ class SpacyNerFormat:
             path = self._paths.unique(
                 safe_component(safe_component(split.name) + ".json"), split.id or "split"
             )
-            entry = self._files[split.id] = _SplitFile(path)
+            entry = self._files[split.id] = _SplitFile(path, self._array())
         return entry
+
+    def _array(self) -> Spool:
+        """A spool framed as a JSON array: ``[``, documents joined by ``,``, ``]``."""
+        return self._ctx.spool(head=b"[", separator=b",", tail=b"]")
 
     def entries(self, item: ExportItem) -> list[Entry]:
         if item.split is None:
@@ -123,11 +127,7 @@ class SpacyNerFormat:
         else:
             target = self._files.get(item.split.id) or self._split_file(item.split)
         doc = _Doc(item.id, item.name or item.id, item.text, self._entities(item))
-        if target.spool is None:
-            target.spool = self._ctx.spool()
-            target.spool.write(b"[" + self._encode(doc))
-        else:
-            target.spool.write(b"," + self._encode(doc))
+        target.spool.write(self._encode(doc))
         return []
 
     def _entities(self, item: ExportItem) -> list[_Entity]:
@@ -146,16 +146,11 @@ class SpacyNerFormat:
         return [_Entity(start, end, name) for start, end, _, name in keyed]
 
     def finish(self) -> list[Entry]:
-        files = list(self._files.values())
-        if self._unassigned.spool is not None:
-            files.append(self._unassigned)
-        out = []
-        for file in files:
-            if file.spool is None:
-                out.append(Entry(file.path, b"[]"))
-            else:
-                file.spool.write(b"]")
-                out.append(Entry(file.path, file.spool.close()))
+        files = [*self._files.values(), self._unassigned]
+        out = [Entry(file.path, file.spool.close()) for file in files]  # closes every spool
+        if not self._unassigned.spool.records:  # no item in no split: no unassigned.json
+            files.pop()
+            out.pop()
         colors: dict[str, str] = {}
         for label in self._ctx.labels:
             colors.setdefault(label.name, label.color)

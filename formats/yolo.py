@@ -98,9 +98,9 @@ def _label_path(image: str) -> str:
 class _SplitList:
     __slots__ = ("path", "spool")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, spool: Spool) -> None:
         self.path = path
-        self.spool: Spool | None = None
+        self.spool = spool
 
 
 class YoloFormat:
@@ -132,7 +132,7 @@ class YoloFormat:
             path = self._paths.unique(
                 safe_component(safe_component(split.name) + ".txt"), split.id or "split"
             )
-            entry = self._lists[split.id] = _SplitList(path)
+            entry = self._lists[split.id] = _SplitList(path, self._ctx.spool())
         return entry
 
     def entries(self, item: ExportItem) -> list[Entry]:
@@ -142,8 +142,6 @@ class YoloFormat:
         else:
             image, labels = self._occurrence(item.id, name)
             listing = self._lists.get(item.split.id) or self._split_list(item.split)
-            if listing.spool is None:
-                listing.spool = self._ctx.spool()
             listing.spool.write((image + "\n").encode("utf-8"))
         if labels is None:  # stored by an earlier occurrence
             return []
@@ -189,10 +187,7 @@ class YoloFormat:
         return "".join(lines).encode("ascii")
 
     def finish(self) -> list[Entry]:
-        out = [
-            Entry(listing.path, b"" if listing.spool is None else listing.spool.close())
-            for listing in self._lists.values()
-        ]
+        out = [Entry(listing.path, listing.spool.close()) for listing in self._lists.values()]
         labels = self._ctx.labels
         names = "".join(label.name.translate(_LINE_BREAKS) + "\n" for label in labels)
         out.append(Entry(self._names_path, names.encode("utf-8")))

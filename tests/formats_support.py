@@ -46,19 +46,25 @@ class MemoryBlob:
 class MemorySpool:
     """A Spool backed by a bytearray; writing after close is an error."""
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    def __init__(self, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> None:
+        self._buffer = bytearray(head)
+        self._separator = separator
+        self._tail = tail
+        self.records = 0
         self.closed = False
 
     def write(self, data: bytes) -> None:
         assert not self.closed, "write after close"
         assert isinstance(data, bytes | bytearray), type(data)
+        if self.records:
+            self._buffer += self._separator
         self._buffer += data
+        self.records += 1
 
     def close(self) -> MemoryBlob:
         assert not self.closed, "closed twice"
         self.closed = True
-        return MemoryBlob(bytes(self._buffer))
+        return MemoryBlob(bytes(self._buffer + self._tail))
 
 
 class SpoolFactory:
@@ -67,8 +73,8 @@ class SpoolFactory:
     def __init__(self) -> None:
         self.spools: list[MemorySpool] = []
 
-    def __call__(self) -> MemorySpool:
-        spool = MemorySpool()
+    def __call__(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> MemorySpool:
+        spool = MemorySpool(head, separator, tail)
         self.spools.append(spool)
         return spool
 

@@ -58,3 +58,22 @@ def test_http_scenarios_measure_the_server_from_outside(tmp_path: Path):
     table = (results / "latest.md").read_text()
     assert "| http-download | 200 |" in table and "server peak RSS MiB" in table
     assert "window 64 >= 40x the items/s of window 1 (200 items)" in table
+
+
+def test_scaleout_scenario_runs_ray_shards_to_the_same_archive(tmp_path: Path):
+    """Two shards only: each Ray contender starts a cluster of its own (~10 s)."""
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenario", "scaleout", "--sizes", "300", "--repeat", "1",
+         "--contender", "dsexport", "dsexport-ray-2",
+         "--no-warmup", "--cache", str(tmp_path / "cache"), "--results", str(results)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result_file,) = results.glob("*-scaleout-custom.json")
+    (point,) = json.loads(result_file.read_text())["points"]
+    children = {name: entry["runs"][0]["child"] for name, entry in point["contenders"].items()}
+    assert {c["archive_bytes"] for c in children.values()} == {children["dsexport"]["archive_bytes"]}
+    assert set(children) == {"dsexport", "dsexport-ray-2"} and children["dsexport-ray-2"]["shards"] == 2
+    assert 0 < children["dsexport-ray-2"]["stitch_seconds"] < children["dsexport-ray-2"]["export_seconds"]
+    assert "dsexport-ray-2 at 300: Ray start-up" in (results / "latest.md").read_text()

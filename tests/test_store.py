@@ -414,6 +414,24 @@ def test_export_item_fields_and_content_kinds(store: Store, populated):
     assert without == [None] * 7
 
 
+def test_iter_pages_occurrence_ranges_cut_the_same_order(store: Store, populated):
+    """A shard's range (start..stop) is exactly that slice of the whole order,
+    across split boundaries, items in two splits and the unsplit tail."""
+    version_id, _ = populated
+    whole = flatten(store.iter_pages(version_id, None, with_content=False, include_unsplit=True))
+    assert len(whole) == store.count_occurrences(version_id) == 7
+    for start in range(len(whole) + 2):
+        for stop in sorted({start, start + 1, start + 3, max(start, len(whole)), len(whole) + 4}) + [None]:
+            for page_size in (1, 2, 1000):
+                pages = store.iter_pages(
+                    version_id, None, with_content=False, include_unsplit=True, page_size=page_size,
+                    start=start, stop=stop,
+                )
+                assert flatten(pages) == whole[start:stop], (start, stop, page_size)
+    with pytest.raises(InvalidInput, match="invalid occurrence range"):
+        store.iter_pages(version_id, with_content=False, start=3, stop=2)
+
+
 def test_iter_pages_for_chosen_splits_and_unknown_split(store: Store, populated):
     version_id, _ = populated
     valid, train = store.resolve_split(version_id, "valid"), store.resolve_split(version_id, "train")

@@ -22,6 +22,7 @@ files, so a batch of large images never piles up in RAM.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import msgspec
@@ -33,7 +34,7 @@ from engine.sources import ExportPlan
 from engine.spool import FileSpool
 from formats.base import ExportAnnotation, ExportItem
 
-__all__ = ["HttpSource", "RemoteFile"]
+__all__ = ["HttpSource", "RemoteFile", "http_source"]
 
 IN_MEMORY_MAX = 1 << 20
 MEMORY_PER_BATCH = 8 << 20
@@ -217,6 +218,12 @@ class HttpSource:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+
+def http_source(backend: str, apikey: str | None, **settings: Any) -> HttpSource:
+    """An HttpSource with its own API client (``settings``: RemoteApi's keywords); a partial of this
+    is the picklable source factory a scale-out worker gets."""
+    return HttpSource(RemoteApi(backend, apikey, **settings))
 
 
 def _resolve_split(splits: list[DatasetSplit], wanted: str) -> DatasetSplit:

@@ -74,8 +74,8 @@ def archive_size(root: Path, dataset_id: str, version_id: str, options: ExportOp
         claims = SpillingClaims()
         spools: list[FileSpool] = []
 
-        def new_spool() -> FileSpool:
-            spools.append(FileSpool())
+        def new_spool(*, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> FileSpool:
+            spools.append(FileSpool(head=head, separator=separator, tail=tail))
             return spools[-1]
 
         ctx = ExportContext(

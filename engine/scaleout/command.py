@@ -1,0 +1,43 @@
+"""``dsexport export --ray``: the command line's one call into scale-out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.pipeline import ExportOptions
+from engine.scaleout.driver import run_scaleout
+from engine.sources import Source
+
+__all__ = ["export_on_ray"]
+
+
+def export_on_ray(
+    source_factory: Callable[[], Source],
+    dataset_id: str,
+    version_id: str,
+    output: str,
+    options: ExportOptions,
+    *,
+    ray_address: str,
+    shards: int | None,
+    parts_dir: str | None,
+    backend: str,
+) -> str:
+    """Run the scale-out export and return the summary line the CLI prints."""
+    result = run_scaleout(
+        source_factory,
+        dataset_id,
+        version_id,
+        output,
+        options,
+        shards=shards,
+        ray_address=ray_address,
+        parts_dir=parts_dir,
+        backend=backend,
+    )
+    skipped = f", skipped {result.skipped_count} item(s) with missing content" if result.skipped_count else ""
+    reruns = f", {len(result.reruns)} re-run for name collisions" if result.reruns else ""
+    return (
+        f"wrote {output}: {result.items} items, {result.entries} entries, {result.bytes:,} bytes "
+        f"in {result.seconds:.2f} s ({result.shards} shards{reruns}; stitch {result.stitch_seconds:.2f} s){skipped}"
+    )
