@@ -223,3 +223,24 @@ def test_cli_export_with_ray(store, tmp_path: Path):
     assert without_ray.exit_code == 2 and "belong to a --ray export" in without_ray.output
     with zipfile.ZipFile(out) as zf:
         assert "unassigned.json" in zf.namelist()
+
+
+def test_workers_can_read_a_server_through_the_http_source(store, tmp_path: Path):
+    from test_server_api import Server
+
+    from engine.client.source import http_source
+
+    root, made = store
+    with Store.open(root) as opened:
+        key = opened.create_user("scaler", "pw")[1]
+        opened.give_datasets("scaler", [made["yolo"][0], made["csv"][0]])
+    srv = Server(root)
+    try:
+        for fmt in ("yolo", "csv"):
+            expected = _single(root, made[fmt], tmp_path / f"{fmt}-single.zip", format=fmt)
+            out = tmp_path / f"{fmt}-remote.zip"
+            source = functools.partial(http_source, srv.base, key, timeout=10.0)
+            run_scaleout(source, *made[fmt], str(out), ExportOptions(format=fmt), shards=3)
+            assert out.read_bytes() == expected, fmt
+    finally:
+        srv.stop()
