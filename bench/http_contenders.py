@@ -5,8 +5,9 @@
   archive's bytes.
 * ``http-download-x16``: 16 such downloads at once (one client process,
   16 tasks); it reports each download's time to first byte.
-* ``remote-w64`` / ``remote-w1``: ``run_export`` over the HTTP source
-  (what ``dsexport export --from`` runs) with a fetch window of 64 and of 1,
+* ``remote-w64`` / ``remote-w16`` / ``remote-w1``: ``run_export`` over the
+  HTTP source (what ``dsexport export --from`` runs) with a fetch window of
+  64, 16 and 1,
   through :class:`bench.proxy.ImpairedProxy` adding 20 ms to every request.
 
 Every run starts its own server (``python -m engine serve --worker uvloop``), forked like
@@ -39,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 #: Seconds the proxy adds to every request of the remote contenders.
 LATENCY = 0.020
 #: contender -> fetch window of the client-side export (0: a download contender)
-HTTP_CONTENDERS = {"http-download": 0, "http-download-x16": 0, "remote-w64": 64, "remote-w1": 1}
+HTTP_CONTENDERS = {"http-download": 0, "http-download-x16": 0, "remote-w64": 64, "remote-w16": 16, "remote-w1": 1}
 _USER = "bench"
 #: The server's event loop: asyncio on uvloop answers small requests ~1.8x faster than trio here.
 WORKER = "uvloop"
