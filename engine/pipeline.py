@@ -32,6 +32,7 @@ from engine.errors import InvalidInput, MissingBlob, choices_hint
 from engine.sinks import Sink
 from engine.sources import ExportPlan, Source
 from engine.spool import FileSpool, SpillingClaims
+from engine.turns import CpuTurns, in_turn
 from engine.zipwriter import COMPRESSION, ZipWriter
 from formats import FORMATS, get_format
 from formats.base import Entry, ExportContext, ExportItem, Format
@@ -187,11 +188,13 @@ async def export(
     progress: Progress | None = None,
     on_plan: Callable[[ExportPlan], None] | None = None,
     job_factory: Callable[[ExportPlan, ExportOptions, Sink, Progress | None], ExportJob] = ExportJob,
+    cpu: CpuTurns | None = None,
 ) -> ExportResult:
     """Export one version (or one split of it) into ``sink``.
 
     ``job_factory`` makes the job that holds the export's state; the default
     writes a whole archive (see :class:`ExportJob` for the other use).
+    ``cpu``: turns shared by the concurrent exports of a process (see :class:`CpuTurns`).
 
     On success the sink is committed. On any error or cancellation the sink
     is aborted (a file sink leaves nothing at its path) and the error is
@@ -208,7 +211,7 @@ async def export(
         on_plan(plan)
     try:
         try:
-            size = await _run(source, job)
+            size = await _run(source, job, cpu)
         except BaseExceptionGroup as group:
             raise _single(group) from None
     except BaseException:
@@ -230,14 +233,14 @@ async def export(
     )
 
 
-async def _run(source: Source, job: ExportJob) -> int:
+async def _run(source: Source, job: ExportJob, cpu: CpuTurns | None) -> int:
     send, receive = anyio.create_memory_object_stream[list[ExportItem]](1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_produce, source, job, send)
         async with receive:
             async for batch in receive:
-                await anyio.to_thread.run_sync(job.write_batch, batch)
-        return await anyio.to_thread.run_sync(job.finish)
+                await anyio.to_thread.run_sync(in_turn, cpu, job.write_batch, batch)
+        return await anyio.to_thread.run_sync(in_turn, cpu, job.finish)
 
 
 async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[ExportItem]]) -> None:

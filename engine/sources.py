@@ -22,6 +22,7 @@ import msgspec
 from engine.errors import MissingBlob
 from engine.model import Dataset, DatasetSplit, DatasetVersion, Label
 from engine.store import Store, StoreReader
+from engine.turns import CpuTurns, in_turn
 from formats.base import ExportItem
 
 __all__ = ["ExportPlan", "Source", "StoreSource"]
@@ -79,10 +80,12 @@ class StoreSource:
     event loop stays free for the fetch window and the sink.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, page_size: int = 512) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, page_size: int = 512, cpu: CpuTurns | None = None) -> None:
         self._root = Path(root)
         self._page_size = page_size
         self._store: StoreReader | None = None
+        #: Page reads take a turn of these (shared with the writers of concurrent exports).
+        self._cpu = cpu
 
     async def _open(self) -> StoreReader:
         """A read-only connection: every page of the export sees one snapshot."""
@@ -129,7 +132,7 @@ class StoreSource:
             stop=stop,
         )
         try:
-            while page := await anyio.to_thread.run_sync(next, page_iter, None):
+            while page := await anyio.to_thread.run_sync(in_turn, self._cpu, next, page_iter, None):
                 yield page
         finally:
             page_iter.close()

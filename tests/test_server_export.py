@@ -214,3 +214,38 @@ def test_uvloop_worker_serves_the_same_bytes(demo, tmp_path):
                 requests.get(url(srv, d), headers=auth(srv)).content
     finally:
         assert other.stop() == 0
+
+
+def test_a_stalled_client_does_not_stall_other_downloads(tmp_path):
+    """Exports take turns at the interpreter; one waiting on a client that stopped reading gives its turn away."""
+    import os
+    import socket
+    import time
+
+    from engine.store import NewItem
+
+    store = tmp_path / "store"
+    with Store.open(store, create=True) as opened:
+        ds = opened.create_dataset("wide", "images", default_splits=True)
+        version = ds.versions[0]
+        train = opened.resolve_split(version.id, "train")
+        opened.add_items(version.id, (NewItem(name=f"i{i}", extension="bin", split_ids=[train.id],
+                                              data=os.urandom(8192)) for i in range(4000)))  # ~33 MB
+        key = opened.create_user("dave", "pw")[1]
+        opened.give_datasets("dave")
+    srv = Server(store)
+    stalled = socket.create_connection(("127.0.0.1", srv.port))
+    try:
+        path = f"/api/v1/datasets/{ds.id}/versions/{version.id}/download"
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n".encode())
+        assert stalled.recv(4096).startswith(b"HTTP/1.1 200")  # then it reads no more
+        time.sleep(1.0)  # its export fills the socket buffers and waits
+        started = time.monotonic()
+        r = requests.get(srv.base.rstrip("/").removesuffix("/api/v1") + path,
+                         headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        assert r.status_code == 200 and len(r.content) == int(r.headers["content-length"]) > 30_000_000
+        assert time.monotonic() - started < 30
+    finally:
+        stalled.close()
+        srv.stop()

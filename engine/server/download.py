@@ -52,6 +52,7 @@ from starlette.types import Receive, Scope, Send
 
 from engine.errors import InvalidInput, OutputError
 from engine.pipeline import ExportOptions, check_options, export
+from engine.turns import CpuTurns
 from engine.server.auth import Service, check_version, db, service
 from engine.server.sizing import QuickStoreSource, archive_size, resolve_plan
 from formats import FORMATS, get_format, natural_format
@@ -75,8 +76,9 @@ class _RangeDone(Exception):
 class _AsgiSink:
     """A pipeline sink writing into an ASGI response, keeping only bytes in [start, end]."""
 
-    def __init__(self, send: Send, start: int, end: int | None) -> None:
+    def __init__(self, send: Send, start: int, end: int | None, cpu: CpuTurns) -> None:
         self._send = send
+        self._cpu = cpu
         self._start = start
         self._end = end  # inclusive; None: to the end
         self._pos = 0
@@ -92,7 +94,8 @@ class _AsgiSink:
         hi = len(data) if self._end is None else min(self._end + 1 - pos, len(data))
         if lo < hi:
             chunk = data if (lo, hi) == (0, len(data)) else data[lo:hi]
-            anyio.from_thread.run(self._send_chunk, chunk)
+            with self._cpu.paused():  # waiting on the client: let other exports run meanwhile
+                anyio.from_thread.run(self._send_chunk, chunk)
         if self._end is not None and self._pos > self._end:
             raise _RangeDone
 
@@ -153,7 +156,7 @@ class ExportResponse(Response):
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
-        sink = _AsgiSink(send, self._start, self._end)
+        sink = _AsgiSink(send, self._start, self._end, self._svc.cpu)
         finished = False
         learnt: int | None = None
         async with anyio.create_task_group() as tg:
@@ -174,9 +177,9 @@ class ExportResponse(Response):
                         sink.close()
 
             tg.start_soon(watch_disconnect)
-            source = QuickStoreSource(self._svc.root)
+            source = QuickStoreSource(self._svc.root, cpu=self._svc.cpu)
             try:
-                result = await export(source, *self._ids, sink, self._options)
+                result = await export(source, *self._ids, sink, self._options, cpu=self._svc.cpu)
                 finished = True
                 if self._record_size:
                     learnt = self._svc.sizes[self._etag] = result.bytes  # before the last byte leaves
