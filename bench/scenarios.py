@@ -109,8 +109,8 @@ SCENARIOS: dict[str, Scenario] = {
                 ],
                 "full": [
                     *_points(_SMALL, [10_000, 100_000], ALL, repeat_of={"materialise": 1}, cold=("materialise",)),
-                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ALL, repeat_of={"materialise": 1},
-                          cold=("materialise",)),
+                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ALL,
+                          repeat_of={"materialise": 1, "zipfile-memory": 2, "zip-cli": 2}, cold=("materialise",)),
                     Point(5_000_000, {**_SMALL, "n": 5_000_000},
                           ["dsexport", "zipstream-plain", "zipfile-memory", "crc32"],
                           repeat=2, warmup=False, repeat_of={"zipfile-memory": 1}),
@@ -191,7 +191,7 @@ SCENARIOS: dict[str, Scenario] = {
                 ],
                 "full": [
                     Point(100_000, {**_SMALL, "n": 100_000}, ["http-download", "http-download-x16"], repeat=3,
-                          warmup=False),
+                          repeat_of={"http-download-x16": 2}, warmup=False),
                     Point(1_000_000, {**_SMALL, "n": 1_000_000}, ["http-download"], repeat=3, warmup=False),
                 ],
             },
@@ -209,7 +209,7 @@ SCENARIOS: dict[str, Scenario] = {
             plan={
                 "quick": _points(_SMALL, [2_000], ["remote-w64", "remote-w16", "remote-w1"], repeat=1, warmup=False),
                 "full": _points(_SMALL, [20_000], ["remote-w64", "remote-w16", "remote-w1"], repeat=1,
-                                warmup=False, repeat_of={"remote-w64": 3, "remote-w16": 2}),
+                                warmup=False, repeat_of={"remote-w64": 2, "remote-w16": 2}),
             },
             ratios=("remote-w1",),
             quick_note="2 k items instead of 20 k (window 1 pays 20 ms per item: 20 k take ~8 minutes)",
