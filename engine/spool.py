@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["FileSpool", "SpillingClaims", "SpooledBlob"]
+__all__ = ["FileSpool", "RecordWriter", "SpillingClaims", "SpooledBlob"]
 
 _CHUNK = 1 << 20
 
@@ -44,7 +44,30 @@ class SpooledBlob:
         self._file.close()
 
 
-class FileSpool:
+class RecordWriter:
+    """Records written to a file with a separator between them, counting bytes, records and CRC-32."""
+
+    def __init__(self, file: BinaryIO, separator: bytes = b"") -> None:
+        self._file = file
+        self._separator = separator
+        #: Records written so far, bytes written (framing included) and their CRC-32.
+        self.records = 0
+        self.size = 0
+        self.crc = 0
+
+    def write(self, record: bytes) -> None:
+        if self.records and self._separator:
+            self._put(self._separator)
+        self._put(record)
+        self.records += 1
+
+    def _put(self, data: bytes) -> None:
+        self._file.write(data)
+        self.size += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+
+
+class FileSpool(RecordWriter):
     """A write-once temporary file that tracks its size and CRC-32.
 
     Holds ``head``, then each record given to :meth:`write` with
@@ -59,32 +82,16 @@ class FileSpool:
         separator: bytes = b"",
         tail: bytes = b"",
     ) -> None:
-        self._file: BinaryIO = tempfile.TemporaryFile(prefix="dsexport-spool-", dir=directory)
-        self._size = 0
-        self._crc = 0
-        self._separator = separator
+        super().__init__(tempfile.TemporaryFile(prefix="dsexport-spool-", dir=directory), separator)
         self._tail = tail
-        #: Records written so far.
-        self.records = 0
         if head:
             self._put(head)
-
-    def write(self, record: bytes) -> None:
-        if self.records and self._separator:
-            self._put(self._separator)
-        self._put(record)
-        self.records += 1
-
-    def _put(self, data: bytes) -> None:
-        self._file.write(data)
-        self._size += len(data)
-        self._crc = zlib.crc32(data, self._crc)
 
     def close(self) -> SpooledBlob:
         if self._tail:
             self._put(self._tail)
         self._file.flush()
-        return SpooledBlob(self._file, self._size, self._crc)
+        return SpooledBlob(self._file, self.size, self.crc)
 
     def discard(self) -> None:
         self._file.close()

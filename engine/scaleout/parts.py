@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import os
 import secrets
-import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import msgspec
 
@@ -32,6 +30,7 @@ from engine.errors import InvalidInput
 from engine.pipeline import ExportJob, ExportOptions, Progress, run_export
 from engine.sinks import FileSink, Sink
 from engine.sources import ExportPlan, Source
+from engine.spool import RecordWriter
 from engine.scaleout.claims import RecordingClaims
 from engine.scaleout.shards import Shard
 
@@ -82,28 +81,13 @@ class PartManifest(msgspec.Struct, kw_only=True):
     seconds: float = 0.0
 
 
-class PartSpool:
+class PartSpool(RecordWriter):
     """A spool that keeps only records and separators: the shard's piece of it."""
 
     def __init__(self, path: Path, separator: bytes) -> None:
+        super().__init__(open(path, "wb"), separator)
         self.path = path
-        self._file: BinaryIO = open(path, "wb")
-        self._separator = separator
-        self.records = 0
-        self.size = 0
-        self.crc = 0
         self.kept = False
-
-    def write(self, record: bytes) -> None:
-        if self.records and self._separator:
-            self._put(self._separator)
-        self._put(record)
-        self.records += 1
-
-    def _put(self, data: bytes) -> None:
-        self._file.write(data)
-        self.size += len(data)
-        self.crc = zlib.crc32(data, self.crc)
 
     def close(self) -> None:
         raise InvalidInput("a shard never finishes its format: the driver does")
