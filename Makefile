@@ -52,7 +52,7 @@ bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick
 
-## bench-full: the scale benchmark, up to 5 M items (under 60 minutes), then the scale tests
+## bench-full: the scale benchmark, up to 5 M items (about an hour), then the scale tests
 bench-full: install-test
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --full
