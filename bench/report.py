@@ -110,14 +110,17 @@ class Target:
     met: bool | None  # None: not measured
 
 
-def _summary(record: dict | None, n: int | None, contender: str) -> dict | None:
+def _contender(record: dict | None, n: int | None, contender: str) -> dict:
+    """One contender's entry (command, runs, summary) at size ``n`` (None: the largest); {} if absent."""
     if record is None:
-        return None
+        return {}
     points = record["points"]
     point = points[-1] if n is None else next((p for p in points if p["n"] == n), None)
-    if point is None:
-        return None
-    return (point["contenders"].get(contender) or {}).get("summary")
+    return (point or {}).get("contenders", {}).get(contender) or {}
+
+
+def _summary(record: dict | None, n: int | None, contender: str) -> dict | None:
+    return _contender(record, n, contender).get("summary")
 
 
 def targets(results: dict[str, dict]) -> list[Target]:
@@ -165,10 +168,7 @@ def targets(results: dict[str, dict]) -> list[Target]:
 
 def _child_median(record: dict | None, n: int | None, contender: str, field: str) -> float | None:
     """The median of a child-reported figure over the measured runs of one contender."""
-    if record is None:
-        return None
-    point = record["points"][-1] if n is None else next((p for p in record["points"] if p["n"] == n), None)
-    runs = (point or {}).get("contenders", {}).get(contender, {}).get("runs", [])
+    runs = _contender(record, n, contender).get("runs", [])
     values = sorted(r["child"][field] for r in runs if not r["warmup"] and r["exit_code"] == 0 and field in r["child"])
     return statistics.median(values) if values else None
 

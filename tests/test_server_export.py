@@ -164,9 +164,8 @@ def test_errors_before_the_first_byte(demo):
     assert r.status_code == 404
 
 
-def test_large_versions_stream_at_once_then_learn_their_length(tmp_path):
-    """Above the up-front sizing limit the first download is chunked; its size is then cached."""
-    store, key, made = _store_with_demo(tmp_path, "alice")
+def _server_sizing_nothing_up_front(store: Path, key: str) -> Server:
+    """A server for which every version is "large": first downloads stream without a length."""
     import os
 
     os.environ["DSEXPORT_SIZE_UP_FRONT"] = "0"
@@ -175,6 +174,13 @@ def test_large_versions_stream_at_once_then_learn_their_length(tmp_path):
     finally:
         del os.environ["DSEXPORT_SIZE_UP_FRONT"]
     srv.keys = {"alice": key}
+    return srv
+
+
+def test_large_versions_stream_at_once_then_learn_their_length(tmp_path):
+    """Above the up-front sizing limit the first download is chunked; its size is then cached."""
+    store, key, made = _store_with_demo(tmp_path, "alice")
+    srv = _server_sizing_nothing_up_front(store, key)
     try:
         d = made[0]
         r = requests.get(url(srv, d), headers=auth(srv))
@@ -191,12 +197,7 @@ def test_large_versions_stream_at_once_then_learn_their_length(tmp_path):
     finally:
         srv.stop()
     # the learnt sizes are kept in the store: a restarted server still has them
-    os.environ["DSEXPORT_SIZE_UP_FRONT"] = "0"
-    try:
-        srv = Server(store)
-    finally:
-        del os.environ["DSEXPORT_SIZE_UP_FRONT"]
-    srv.keys = {"alice": key}
+    srv = _server_sizing_nothing_up_front(store, key)
     try:
         r = requests.head(url(srv, made[0]), headers=auth(srv))
         assert int(r.headers["content-length"]) == len(again.content)
