@@ -76,6 +76,7 @@ class Raw:
     method: int = 0
     flags: int = 0
     csize: int | None = None  # declared compressed size; None: len(body)
+    local_name: bytes | None = None  # the name in the local header; None: ``name``
 
 
 def stored(name: str | bytes, data: bytes, **declared) -> Raw:
@@ -97,7 +98,7 @@ def build_zip(raws: list[Raw], *, directory_order: list[int] | None = None) -> b
         csize = len(raw.body) if raw.csize is None else raw.csize
         fields = dict(crc=raw.crc, csize=csize, size=raw.size, method=raw.method, flags=raw.flags)
         records.append(central_record(raw.name, offset=len(out), **fields))
-        out += local_header(raw.name, **fields) + raw.body
+        out += local_header(raw.local_name or raw.name, **fields) + raw.body
     directory = b"".join(records[n] for n in (directory_order or range(len(records))))
     return bytes(out + directory + end_record(len(records), len(directory), len(out)))
 
@@ -181,6 +182,9 @@ HOSTILE = {
     "deflate stream longer than declared": ("pets", "folders",
                                             build_zip([deflated("train/cat/a.jpg", b"y" * 5000, size=100)]),
                                             ["'train/cat/a.jpg'", "Bad CRC-32"]),
+    "local header names another entry": ("pets", "folders",
+                                         build_zip([stored("train/cat/a.jpg", b"x", local_name=b"train/cat/b.jpg")]),
+                                         ["'train/cat/a.jpg'", "names b'train/cat/b.jpg' instead"]),
     "entry data cut out": ("pets", "folders", cut_out(_THREE, b"B" * 300),
                            ["'train/cat/a.jpg'", "are missing (data cut out"]),
     "NUL inside an entry name": ("pets", "folders", build_zip([stored(b"train/cat/a.jpg\x00.exe", b"x")]),

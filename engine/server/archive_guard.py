@@ -183,21 +183,21 @@ def _data_end(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int:
             f"entry {name!r}: {-info.header_offset} bytes that the central directory counts before it are "
             f"missing (data cut out, or a broken archive)"
         )
+    expected = name.encode("utf-8" if info.flag_bits & _FLAG_UTF8 else "cp437")
     zf.fp.seek(info.header_offset)
-    fixed = zf.fp.read(_LOCAL_HEADER.size)
-    if len(fixed) < _LOCAL_HEADER.size or fixed[:4] != _LOCAL_SIGNATURE:
+    read = zf.fp.read(_LOCAL_HEADER.size + len(expected))  # one read per entry: archives may hold millions
+    if len(read) < _LOCAL_HEADER.size or read[:4] != _LOCAL_SIGNATURE:
         raise refused(
             f"entry {name!r}: no local header at offset {info.header_offset}, where the central directory "
             f"puts it (data cut out, or a broken archive)"
         )
-    header = _LOCAL_HEADER.unpack(fixed)
+    header = _LOCAL_HEADER.unpack(read[: _LOCAL_HEADER.size])
     name_length, extra_length = header[10], header[11]
-    raw_name = zf.fp.read(name_length)
-    expected = name.encode("utf-8" if info.flag_bits & _FLAG_UTF8 else "cp437")
-    if raw_name != expected:
+    raw_name = read[_LOCAL_HEADER.size : _LOCAL_HEADER.size + name_length]
+    if name_length != len(expected) or raw_name != expected:
         raise refused(
-            f"entry {name!r}: its local header at offset {info.header_offset} names {raw_name!r}; "
-            f"the two must agree"
+            f"entry {name!r}: its local header at offset {info.header_offset} names {raw_name!r} instead "
+            f"(a broken or doctored archive)"
         )
     return info.header_offset + _LOCAL_HEADER.size + name_length + extra_length + info.compress_size
 
