@@ -9,7 +9,6 @@ file written.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
