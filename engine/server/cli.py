@@ -33,7 +33,10 @@ def serve(
     bind: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:8000",
     worker: Annotated[WorkerChoice, typer.Option(help="Hypercorn worker: trio, or asyncio on uvloop.")] = WorkerChoice.trio,
 ) -> None:
-    """Serve the SeeMe-compatible HTTP API (base URL http://BIND/api/v1/) until Ctrl-C or SIGTERM."""
+    """Serve the SeeMe-compatible HTTP API (base URL http://BIND/api/v1/) until Ctrl-C or SIGTERM.
+
+    An upload may inflate to at most $DSEXPORT_IMPORT_MAX_BYTES (default 64G).
+    """
     from engine.server.serve import serve as run
 
     with _user_errors():
@@ -76,7 +79,10 @@ def import_(
     format: Annotated[ImportFormat, typer.Option("--format", "-f", help="The archive's format.")],
     store: StoreOption = None,  # type: ignore[assignment]
 ) -> None:
-    """Import an exported ZIP into a version: all of it, or nothing (exit 2 with the reason)."""
+    """Import an exported ZIP into a version: all of it, or nothing (exit 2 with the reason).
+
+    The archive may inflate to at most $DSEXPORT_IMPORT_MAX_BYTES (default 64G).
+    """
     from engine.server.ingest import import_archive
 
     with _user_errors(), Store.open(store or _default_store(), create=False) as opened:

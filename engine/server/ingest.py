@@ -5,10 +5,15 @@ All or nothing, in three steps:
 1. **Check the archive** (:func:`check_archive`) before reading any entry:
    a readable ZIP; no absolute paths, ``..``, backslashes, drive letters, NUL
    or control characters; no symlinks, no duplicate names; at most
-   :data:`MAX_ENTRIES` entries and :data:`MAX_TOTAL` bytes uncompressed; no
-   entry whose compression ratio passes :data:`MAX_RATIO` (zip bombs).
-   Declared sizes bound every later read (``zipfile`` stops at them and
-   checks each CRC).
+   :data:`MAX_ENTRIES` entries; no entry whose compression ratio passes
+   :data:`MAX_RATIO`; and :mod:`engine.server.archive_guard`'s checks: local
+   headers that match the central directory, entries that neither overlap
+   nor come out of order, stored or deflate only, nothing encrypted, and an
+   uncompressed total within the archive's size times :data:`MAX_RATIO`
+   and the operator's ``DSEXPORT_IMPORT_MAX_BYTES`` (zip bombs). Declared
+   sizes bound every later read (``zipfile`` stops at them and checks each
+   CRC), and every member is read through the guard, so a corrupt or short
+   entry is an error naming it.
 2. **Read the layout** of the format into a plan (labels, splits, items with
    their annotations and the member holding their content). A layout that
    does not fit (no ``.names`` in a YOLO archive, a CSV archive without its
@@ -36,6 +41,8 @@ from __future__ import annotations
 import csv
 import io
 import stat
+import sys
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -49,16 +56,15 @@ from starlette.routing import Route
 from engine.blobs import INLINE_LIMIT
 from engine.errors import InvalidInput
 from engine.model import ContentType
+from engine.server.archive_guard import MAX_RATIO, check_inflation, check_layout, open_archive, refused
 from engine.server.auth import check_version, service
 from engine.server.bodies import JSON
 from engine.store import NewItem, Store
 from formats import FORMATS, get_format, natural_format
 
-__all__ = ["MAX_ENTRIES", "MAX_RATIO", "MAX_TOTAL", "ImportCounts", "check_archive", "import_archive", "routes"]
+__all__ = ["MAX_ENTRIES", "MAX_RATIO", "ImportCounts", "check_archive", "import_archive", "routes"]
 
 MAX_ENTRIES = 5_000_000
-MAX_TOTAL = 64 << 30
-MAX_RATIO = 200
 _RATIO_FLOOR = 1 << 20  # small entries may compress well; the ratio applies above 1 MiB
 
 
@@ -87,7 +93,9 @@ class _Plan(msgspec.Struct):
 
 
 def _bad(message: str) -> InvalidInput:
-    return InvalidInput(f"rejected archive: {message}")
+    if message.startswith("rejected archive: "):  # already refused by the archive guard
+        return InvalidInput(message)
+    return refused(message)
 
 
 # -- step 1 -------------------------------------------------------------------
@@ -98,7 +106,8 @@ def check_archive(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     infos = zf.infolist()
     if len(infos) > MAX_ENTRIES:
         raise _bad(f"{len(infos)} entries; at most {MAX_ENTRIES} are accepted")
-    total, seen, files = 0, set(), []
+    check_layout(zf)
+    seen, files = set(), []
     for info in infos:
         name = info.filename
         if "\\" in name or "\x00" in name or any(ord(c) < 32 for c in name):
@@ -115,15 +124,13 @@ def check_archive(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
         if name.casefold() in seen:
             raise _bad(f"entry {name!r} appears twice")
         seen.add(name.casefold())
-        total += info.file_size
-        if total > MAX_TOTAL:
-            raise _bad(f"more than {MAX_TOTAL >> 30} GiB uncompressed")
         if info.file_size > _RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise _bad(
                 f"entry {name!r} expands {info.file_size / max(info.compress_size, 1):.0f}x "
                 f"(more than {MAX_RATIO}x): a zip bomb?"
             )
         files.append(info)
+    check_inflation(zf)
     return files
 
 
@@ -264,15 +271,40 @@ class _CsvConfig(msgspec.Struct):
     csv_separator: str = ","
 
 
+_CSV_LIMIT_LOCK = threading.Lock()
+
+
+def _allow_csv_fields_of(size: int) -> None:
+    """Let the csv module read a field as long as the CSV entry itself (131,072 characters by default).
+
+    A row we export ourselves may hold a longer cell. The limit is global to
+    the process, so it is only ever raised, to the entry's size, which the
+    archive check has already bounded.
+    """
+    with _CSV_LIMIT_LOCK:
+        if csv.field_size_limit() < size:
+            csv.field_size_limit(min(size, sys.maxsize))
+
+
+def _check_csv_config(config: _CsvConfig) -> None:
+    if len(config.csv_separator) != 1 or config.csv_separator in '"\r\n':
+        raise _bad(
+            f"config.json: csv_separator must be one character other than a quote or a line break, "
+            f"got {config.csv_separator!r}"
+        )
+    if not config.label_separator:
+        raise _bad("config.json: label_separator must not be empty; it splits a multi-label row's labels (e.g. \" \")")
+
+
 def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
     if "config.json" not in zf.NameToInfo:
         raise _bad("a CSV archive has a config.json naming its CSV file")
     config = _read_json(zf, "config.json", _CsvConfig)
     if config.filename not in zf.NameToInfo:
         raise _bad(f"config.json names {config.filename!r}, which is not in the archive")
-    if len(config.csv_separator) != 1:
-        raise _bad(f"csv_separator must be one character, got {config.csv_separator!r}")
+    _check_csv_config(config)
     sep = config.csv_separator
+    _allow_csv_fields_of(zf.getinfo(config.filename).file_size)
     rows = csv.reader(io.StringIO(_read_text(zf, config.filename), newline=""), delimiter=sep)
     header = next(rows, None)
     if header is None:
@@ -370,10 +402,7 @@ def import_archive(store: Store, version_id: str, archive: str | Path | object, 
             f"a {format_name} archive cannot be imported into a {content_type!r} version; "
             f"its format is {natural_format(content_type)}"
         )
-    try:
-        zf = zipfile.ZipFile(archive)  # type: ignore[arg-type]
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise _bad(f"not a readable ZIP file ({exc})") from None
+    zf = open_archive(archive)  # type: ignore[arg-type]
     with zf:
         files = check_archive(zf)
         try:
