@@ -101,6 +101,7 @@ async def docs_page(request: Request) -> Response:
 
 
 async def docs_init(request: Request) -> Response:
+    """``/docs/init.js``: a file of its own, so the page's CSP can forbid inline scripts."""
     return Response(_INIT_JS, media_type="text/javascript")
 
 

@@ -167,6 +167,7 @@ class ExportResponse(Response):
             await self._snapshot.aclose()
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the headers, then the export's bytes; cancelled, it leaves the body unfinished."""
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -248,8 +249,8 @@ async def download(request: Request) -> Response:
     """The archive of a version (or split): 200, 206 for a Range, 304, 416; never a mix of two revisions.
 
     Everything is decided inside one read snapshot that the response keeps
-    until its last byte; if this handler fails or answers without a body,
-    the snapshot is released here.
+    until its last byte; if this handler fails, is cancelled or answers
+    without a body, the snapshot is released here.
     """
     _, dataset_id, version_id = await check_version(request)
     svc = service(request)
@@ -267,6 +268,7 @@ async def download(request: Request) -> Response:
 async def _respond(
     request: Request, svc: Service, snapshot: DownloadSnapshot, dataset_id: str, version_id: str
 ) -> Response:
+    """Status and headers from the snapshot's state; the caller releases the snapshot on cancellation."""
     q = request.query_params
     split = request.path_params.get("s")
     compression = (q.get("compression") or "store").lower()

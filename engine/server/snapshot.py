@@ -86,4 +86,4 @@ class SnapshotSource(StoreSource):
         return await anyio.to_thread.run_sync(lambda: resolve_plan(reader, dataset_id, version_id, split))
 
     async def aclose(self) -> None:
-        pass
+        """Nothing to release: the snapshot belongs to the response."""
