@@ -599,6 +599,16 @@ class StoreReader:
         return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], content(r[0], *r[4:])) for r in rows]
 
     @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Hold one read transaction across several reads (and the ``iter_pages`` inside it).
+
+        A download derives its ETag, its size and its bytes from the store:
+        all three must describe the same state, whatever is written meanwhile.
+        """
+        with self._snapshot():
+            yield
+
+    @contextmanager
     def _snapshot(self) -> Iterator[None]:
         """One read transaction around an export, so every page sees the same store."""
         if not self._snapshots:

@@ -20,7 +20,7 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import DsexportError, InvalidInput, NotFound
-from engine.server import accounts, datasets, download, ingest, items, openapi
+from engine.server import accounts, datasets, docs, download, ingest, items, openapi
 from engine.server.auth import Service
 from engine.server.bodies import JSON
 from engine.store import VersionConflict
@@ -32,7 +32,10 @@ log = logging.getLogger("dsexport.http")
 
 
 def api_routes() -> list[Route]:
-    return [*accounts.routes, *datasets.routes, *items.routes, *download.routes, *ingest.routes]
+    return [
+        Route("/", docs.api_index, methods=["GET"]),
+        *accounts.routes, *datasets.routes, *items.routes, *download.routes, *ingest.routes,
+    ]
 
 
 async def _http_error(request: Request, exc: Exception) -> JSON:
@@ -99,7 +102,11 @@ def create_app(store_root: str | Path) -> Starlette:
 
     api = Router(routes=api_routes(), redirect_slashes=False)
     app = Starlette(
-        routes=[Route("/openapi.json", openapi.openapi_json, methods=["GET"]), Mount(API_PREFIX, app=api)],
+        routes=[
+            Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+            *docs.routes,  # /, /docs and its assets
+            Mount(API_PREFIX, app=api),
+        ],
         exception_handlers={HTTPException: _http_error, DsexportError: _product_error},
         lifespan=lifespan,
     )

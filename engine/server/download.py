@@ -13,7 +13,9 @@ Headers:
 * ``ETag``: strong, a hash of (version id, the version's revision counter,
   format, split, compression). The store bumps the revision on every change
   to the version, and the archive is deterministic, so equal ETags mean
-  byte-identical archives.
+  byte-identical archives. The revision, the size and the bytes are read in
+  one snapshot (``snapshot.py``), so a write during a download never puts
+  bytes of the new state under the old ETag.
 * ``Content-Length``: exact. Stored archives are sized from metadata
   (``sizing.py``) up front when the version is small (at most
   :data:`SIZE_UP_FRONT` items) or a Range is asked for; a large
@@ -53,8 +55,9 @@ from starlette.types import Receive, Scope, Send
 from engine.errors import InvalidInput, OutputError
 from engine.pipeline import ExportOptions, check_options, export
 from engine.turns import CpuTurns
-from engine.server.auth import Service, check_version, db, service
-from engine.server.sizing import QuickStoreSource, archive_size, resolve_plan
+from engine.server.auth import Service, check_version, service
+from engine.server.sizing import archive_size, resolve_plan
+from engine.server.snapshot import DownloadSnapshot
 from formats import FORMATS, get_format, natural_format
 
 __all__ = ["SIZE_UP_FRONT", "routes"]
@@ -123,11 +126,15 @@ class _AsgiSink:
 
 
 class ExportResponse(Response):
-    """Streams one export; the status and headers are decided before the first byte."""
+    """Streams one export from the snapshot its status and headers were decided in.
+
+    The response owns the snapshot and releases it when it ends, however it ends.
+    """
 
     def __init__(
         self,
         svc: Service,
+        snapshot: DownloadSnapshot,
         dataset_id: str,
         version_id: str,
         options: ExportOptions,
@@ -144,6 +151,7 @@ class ExportResponse(Response):
         if "content-length" not in headers:  # Response adds "0" for its empty body: stream chunked instead
             self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
         self._svc = svc
+        self._snapshot = snapshot
         self._ids = (dataset_id, version_id)
         self._options = options
         self._start, self._end = start, end
@@ -152,6 +160,14 @@ class ExportResponse(Response):
         self._record_size = record_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """On cancellation the export is stopped and the snapshot released; the body is left unfinished."""
+        try:
+            await self._respond(scope, receive, send)
+        finally:
+            await self._snapshot.aclose()
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send the headers, then the export's bytes; cancelled, it leaves the body unfinished."""
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if scope["method"] == "HEAD":
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -177,7 +193,7 @@ class ExportResponse(Response):
                         sink.close()
 
             tg.start_soon(watch_disconnect)
-            source = QuickStoreSource(self._svc.root, cpu=self._svc.cpu)
+            source = self._snapshot.source(self._svc.cpu)
             try:
                 result = await export(source, *self._ids, sink, self._options, cpu=self._svc.cpu)
                 finished = True
@@ -230,15 +246,36 @@ def _disposition(name: str) -> str:
 
 
 async def download(request: Request) -> Response:
+    """The archive of a version (or split): 200, 206 for a Range, 304, 416; never a mix of two revisions.
+
+    Everything is decided inside one read snapshot that the response keeps
+    until its last byte; if this handler fails, is cancelled or answers
+    without a body, the snapshot is released here.
+    """
     _, dataset_id, version_id = await check_version(request)
     svc = service(request)
+    snapshot = await DownloadSnapshot.open(svc.store)
+    try:
+        response = await _respond(request, svc, snapshot, dataset_id, version_id)
+    except BaseException:
+        await snapshot.aclose()
+        raise
+    if not isinstance(response, ExportResponse):
+        await snapshot.aclose()
+    return response
+
+
+async def _respond(
+    request: Request, svc: Service, snapshot: DownloadSnapshot, dataset_id: str, version_id: str
+) -> Response:
+    """Status and headers from the snapshot's state; the caller releases the snapshot on cancellation."""
     q = request.query_params
     split = request.path_params.get("s")
     compression = (q.get("compression") or "store").lower()
-    store = svc.store
+    reader = snapshot.reader
 
     def prepare():
-        plan = resolve_plan(store, dataset_id, version_id, split, count_up_to=SIZE_UP_FRONT)
+        plan = resolve_plan(reader, dataset_id, version_id, split, count_up_to=SIZE_UP_FRONT)
         natural = natural_format(plan.dataset.content_type)
         fmt = get_format(q["format"]).name if q.get("format") else natural
         if plan.dataset.content_type not in FORMATS[fmt].content_types:
@@ -248,9 +285,9 @@ async def download(request: Request) -> Response:
             fmt = natural
         options = ExportOptions(format=fmt, split=split, compression=compression)
         check_options(plan, options)
-        return plan, options, store.revision(version_id)
+        return plan, options, reader.revision(version_id)
 
-    plan, options, revision = await db(request, prepare)
+    plan, options, revision = await anyio.to_thread.run_sync(prepare)
     key = f"{ARCHIVE_GENERATION}:{version_id}:{revision}:{options.format}:{plan.split.id if plan.split else ''}:{compression}"
     etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
     name = _filename(plan.dataset.name, plan.version.name, plan.split.name if plan.split else "", options.format)
@@ -271,7 +308,7 @@ async def download(request: Request) -> Response:
             range_header = None  # the archive changed: send all of it
     size = await svc.size_of(etag)
     if size is None and compression == "store" and (range_header is not None or plan.total <= SIZE_UP_FRONT):
-        size = await anyio.to_thread.run_sync(archive_size, svc.root, dataset_id, version_id, options)
+        size = await anyio.to_thread.run_sync(archive_size, reader, dataset_id, version_id, options)
         await svc.remember_size(etag, version_id, revision, size)
     if range_header is not None and size is not None:
         try:
@@ -284,13 +321,13 @@ async def download(request: Request) -> Response:
         headers["content-range"] = f"bytes {start}-{end}/{size}"
         headers["content-length"] = str(end - start + 1)
         return ExportResponse(
-            svc, dataset_id, version_id, options, status=206, headers=headers, start=start, end=end,
+            svc, snapshot, dataset_id, version_id, options, status=206, headers=headers, start=start, end=end,
             etag=etag, revision=revision, record_size=False,
         )
     if size is not None:
         headers["content-length"] = str(size)
     return ExportResponse(
-        svc, dataset_id, version_id, options, status=200, headers=headers, etag=etag, revision=revision,
+        svc, snapshot, dataset_id, version_id, options, status=200, headers=headers, etag=etag, revision=revision,
         record_size=size is None,
     )
 

@@ -72,7 +72,12 @@ _SPEC: list[tuple[str, str, Any, Any, str]] = [
     ("GET", r"/download(/\{s\})?$", None, "zip", "Stream the version (or a split) as a ZIP; Range, ETag"),
     ("POST", r"/upload(/\{format\})?$", "multipart", DatasetVersion, "Import a ZIP into the version, all or nothing"),
     ("GET", r"^/openapi.json$", None, "json", "This document"),
+    ("GET", r"^/api/v1/$", None, "json", "What this API is, with links to this document and to the interactive docs (/docs)"),
 ]
+
+
+#: Paths answered without an API key.
+_PUBLIC = {"/openapi.json", "/api/v1/"}
 
 
 def _routes(routes: list, prefix: str = "") -> list[tuple[str, list[str]]]:
@@ -81,7 +86,7 @@ def _routes(routes: list, prefix: str = "") -> list[tuple[str, list[str]]]:
         if isinstance(route, Mount):
             inner = route.routes or getattr(route.app, "routes", [])
             out += _routes(inner, prefix + route.path)
-        elif isinstance(route, Route):
+        elif isinstance(route, Route) and route.include_in_schema:
             out.append((prefix + route.path, sorted(m for m in route.methods or () if m != "HEAD")))
     return out
 
@@ -110,7 +115,7 @@ def build_openapi(app_routes: list) -> dict[str, Any]:
             params = re.findall(r"\{(\w+)\}", path)
             if params:
                 op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
-            if not path.endswith(("/register", "/login", "/openapi.json")):
+            if path not in _PUBLIC and not path.endswith(("/register", "/login")):
                 op["security"] = [{"bearer": []}]
                 op["responses"]["401"] = {"description": "no or unknown API key"}
                 op["responses"]["404"] = {"description": "unknown id, or another user's"}

@@ -16,29 +16,16 @@ export (see ``download.py``).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-
-import anyio.to_thread
 
 from engine.errors import MissingBlob
 from engine.pipeline import ExportOptions, check_options
-from engine.sources import ExportPlan, StoreSource
+from engine.sources import ExportPlan
 from engine.spool import FileSpool, SpillingClaims
-from engine.store import Store, StoreReader
+from engine.store import StoreReader
 from engine.zipwriter import predicted_zip_size
 from formats.base import ExportContext
 
-__all__ = ["QuickStoreSource", "archive_size", "resolve_plan"]
-
-
-class QuickStoreSource(StoreSource):
-    """The server's StoreSource: a plan without the exact occurrence count (only progress bars
-    use it).
-    """
-
-    async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:
-        store = await self._open()
-        return await anyio.to_thread.run_sync(lambda: resolve_plan(store, dataset_id, version_id, split))
+__all__ = ["archive_size", "resolve_plan"]
 
 
 def resolve_plan(
@@ -64,48 +51,48 @@ def resolve_plan(
     )
 
 
-def archive_size(root: Path, dataset_id: str, version_id: str, options: ExportOptions) -> int:
-    """The exact byte length of the stored (uncompressed) archive this export writes."""
-    with Store.open(root, create=False) as writer:
-        reader = writer.reader()
-    with reader:
-        plan = resolve_plan(reader, dataset_id, version_id, options.split)
-        format_cls = check_options(plan, options)
-        claims = SpillingClaims()
-        spools: list[FileSpool] = []
+def archive_size(reader: StoreReader, dataset_id: str, version_id: str, options: ExportOptions) -> int:
+    """The exact byte length of the stored (uncompressed) archive this export writes.
 
-        def new_spool(*, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> FileSpool:
-            spools.append(FileSpool(head=head, separator=separator, tail=tail))
-            return spools[-1]
+    ``reader``: the download's snapshot, so the size is that of the bytes it will send.
+    """
+    plan = resolve_plan(reader, dataset_id, version_id, options.split)
+    format_cls = check_options(plan, options)
+    claims = SpillingClaims()
+    spools: list[FileSpool] = []
 
-        ctx = ExportContext(
-            dataset=plan.dataset, version=plan.version, labels=plan.labels, splits=plan.splits,
-            names=claims, spool=new_spool,
+    def new_spool(*, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> FileSpool:
+        spools.append(FileSpool(head=head, separator=separator, tail=tail))
+        return spools[-1]
+
+    ctx = ExportContext(
+        dataset=plan.dataset, version=plan.version, labels=plan.labels, splits=plan.splits,
+        names=claims, spool=new_spool,
+    )
+    fmt = format_cls(ctx)
+    needs = format_cls.needs_content(plan.dataset)
+
+    def entries() -> Iterator[tuple[str, int]]:
+        pages = reader.iter_pages(
+            version_id,
+            [plan.split.id or ""] if plan.split else None,
+            with_content=needs,
+            include_unsplit=plan.split is None,
+            page_size=2048,
+            sizes_only=True,
         )
-        fmt = format_cls(ctx)
-        needs = format_cls.needs_content(plan.dataset)
+        for page in pages:
+            for item in page:
+                if needs and item.content is None:
+                    raise MissingBlob(f"item {item.id} has no content; upload its file first", item_id=item.id)
+                for path, data in fmt.entries(item):
+                    yield path, len(data) if isinstance(data, bytes) else data.size
+        for entry in fmt.finish():
+            yield entry.path, len(entry.data) if isinstance(entry.data, bytes) else entry.data.size
 
-        def entries() -> Iterator[tuple[str, int]]:
-            pages = reader.iter_pages(
-                version_id,
-                [plan.split.id or ""] if plan.split else None,
-                with_content=needs,
-                include_unsplit=plan.split is None,
-                page_size=2048,
-                sizes_only=True,
-            )
-            for page in pages:
-                for item in page:
-                    if needs and item.content is None:
-                        raise MissingBlob(f"item {item.id} has no content; upload its file first", item_id=item.id)
-                    for path, data in fmt.entries(item):
-                        yield path, len(data) if isinstance(data, bytes) else data.size
-            for entry in fmt.finish():
-                yield entry.path, len(entry.data) if isinstance(entry.data, bytes) else entry.data.size
-
-        try:
-            return predicted_zip_size(entries())
-        finally:
-            claims.close()
-            for spool in spools:
-                spool.discard()
+    try:
+        return predicted_zip_size(entries())
+    finally:
+        claims.close()
+        for spool in spools:
+            spool.discard()
