@@ -19,26 +19,17 @@ from typing import Annotated, Optional
 import msgspec
 import typer
 from rich.console import Console
-from rich.filesize import decimal
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-from rich.table import Column, Table
+from rich.table import Table
 
 from engine.client.api import DEFAULT_TIMEOUT, credentials
 from engine.client.source import http_source
 from engine.errors import DsexportError, InvalidInput
 from engine.pipeline import ExportOptions, ExportResult, run_export
+from engine.progress_bar import progress_bar
 from engine.sinks import open_sink
 from engine.sources import ExportPlan, Source, StoreSource
 from engine.store import Store
+from engine.tables import IdRow, ids_table
 from formats import natural_format
 
 app = typer.Typer(
@@ -54,9 +45,6 @@ def _out() -> Console:
     """Standard output; wide when piped, so ids in tables are never cut."""
     return Console() if sys.stdout.isatty() else Console(width=200)
 
-
-def _id_column(title: str) -> Column:
-    return Column(title, no_wrap=True, min_width=36)
 
 class FormatChoice(str, Enum):
     folders = "folders"
@@ -135,10 +123,9 @@ def demo(
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(made) + b"\n")
         return
-    table = Table("dataset", "content", "format", _id_column("dataset id"), _id_column("version id"))
-    for d in made:
-        table.add_row(d.name, d.content_type, d.format, d.dataset_id, d.version_id)
-    _out().print(table)
+    out = _out()
+    rows = [IdRow(d.name, d.dataset_id, d.version_id, before_ids=[d.content_type, d.format]) for d in made]
+    out.print(ids_table(out, ["content", "format"], [], rows))
 
 
 @app.command()
@@ -161,35 +148,15 @@ def datasets(store: StoreOption = None, json: JsonOption = False) -> None:  # ty
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
         return
-    table = Table("dataset", "content", _id_column("dataset id"), _id_column("version id"), "splits", "items")
-    for r in rows:
-        splits = ", ".join(f"{k}: {n}" for k, n in r["splits"].items())
-        table.add_row(r["name"], r["content_type"], r["dataset_id"], r["version_id"], splits, str(r["items"]))
-    _out().print(table)
-
-
-class _ThroughputColumn(ProgressColumn):
-    """Items/s from the bar's progress, and archive bytes and MB/s from the task's fields."""
-
-    def render(self, task: Task) -> Text:
-        written = task.fields.get("bytes", 0)
-        elapsed = task.elapsed or 0.0
-        items_rate = f"{task.speed:,.0f} items/s" if task.speed else "- items/s"
-        bytes_rate = f"{decimal(int(written / elapsed))}/s" if elapsed > 0 else "-"
-        return Text(f"{items_rate}  {decimal(written)}  {bytes_rate}", style="progress.data.speed")
-
-
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("items"),
-        _ThroughputColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
+    out = _out()
+    table_rows = [
+        IdRow(
+            r["name"], r["dataset_id"], r["version_id"], before_ids=[r["content_type"]],
+            after_ids=[", ".join(f"{k}: {n}" for k, n in r["splits"].items()), str(r["items"])],
+        )
+        for r in rows
+    ]
+    out.print(ids_table(out, ["content"], ["splits", "items"], table_rows))
 
 
 def _export_one(
@@ -204,7 +171,7 @@ def _export_one(
     """Run one export, with a progress bar (items, bytes, rate, ETA) if asked."""
     if not show_progress:
         return run_export(make_source, dataset_id, version_id, open_sink(output), options, backend=backend)
-    with _progress_bar() as bar:
+    with progress_bar(err) as bar:
         task = bar.add_task(f"{options.format}", total=None, bytes=0)
 
         def on_plan(plan: ExportPlan) -> None:
