@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from functools import partial
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import msgspec
 import typer
@@ -31,6 +31,9 @@ from engine.sources import ExportPlan, Source, StoreSource
 from engine.store import Store
 from engine.tables import IdRow, ids_table
 from formats import natural_format
+
+if TYPE_CHECKING:
+    from engine.demo import DemoDataset
 
 app = typer.Typer(
     name="dsexport",
@@ -113,19 +116,33 @@ def demo(
     store: StoreOption = None,  # type: ignore[assignment]
     items: Annotated[int, typer.Option(min=1, help="Items per dataset.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the generated content.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Add another set to a store that has the demo datasets.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """Create one demo dataset of each kind and print their ids."""
-    from engine.demo import create_demo
-
+    """Create one demo dataset of each kind (and the store, if absent) and print their ids."""
     with _user_errors(), _open_store(store, create=True) as opened:
-        made = create_demo(opened, items=items, seed=seed)
+        made = _make_demo(opened, items=items, seed=seed, force=force, show_progress=err.is_terminal)
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(made) + b"\n")
         return
     out = _out()
     rows = [IdRow(d.name, d.dataset_id, d.version_id, before_ids=[d.content_type, d.format]) for d in made]
     out.print(ids_table(out, ["content", "format"], [], rows))
+
+
+def _make_demo(store: Store, *, items: int, seed: int, force: bool, show_progress: bool) -> list[DemoDataset]:
+    """The demo datasets, with a bar (items made, rate, ETA) if asked: a large --items takes minutes."""
+    from engine.demo import create_demo, demo_names
+
+    if not show_progress:
+        return create_demo(store, items=items, seed=seed, force=force)
+    with progress_bar(err, with_bytes=False) as bar:
+        task = bar.add_task("demo", total=items * len(demo_names()))
+
+        def on_progress(name: str, made: int) -> None:
+            bar.update(task, completed=made, description=f"demo {name}")
+
+        return create_demo(store, items=items, seed=seed, force=force, progress=on_progress)
 
 
 @app.command()

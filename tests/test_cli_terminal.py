@@ -88,3 +88,18 @@ def test_export_progress_bar_is_one_line(store: Path, tmp_path: Path, columns: i
     )
     assert_one_line_bar(run, columns, "bulk (folders)", "20000/20000")
     assert (tmp_path / "bulk.zip").is_file()
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_demo_shows_progress_on_a_terminal(tmp_path: Path, columns: int):
+    run = run_on_terminal("demo", "--store", str(tmp_path / "store"), "--items", "20", "--json", columns=columns)
+    assert_one_line_bar(run, columns, "demo", "100/100")
+    assert len(json.loads(TerminalRun.lines(run.stdout)[0])) == 5
+
+
+def test_demo_without_a_terminal_draws_no_bar(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "demo", "--store", str(tmp_path / "store"), "--items", "3", "--json"],
+        capture_output=True, timeout=120,
+    )
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
