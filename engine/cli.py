@@ -8,6 +8,7 @@ status 2; Ctrl-C ends with 130 after the partial output is removed.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ from rich.table import Table
 
 from engine.client.api import DEFAULT_TIMEOUT, credentials
 from engine.client.source import http_source
-from engine.errors import DsexportError, InvalidInput
+from engine.errors import DsexportError, InvalidInput, NotFound
 from engine.pipeline import ExportOptions, ExportResult, run_export
 from engine.progress_bar import progress_bar
 from engine.sinks import open_sink
@@ -81,6 +82,18 @@ ApiKeyOption = Annotated[
 TimeoutOption = Annotated[
     float, typer.Option(min=0.1, help="Seconds to wait for a connection or for the server's next bytes.")
 ]
+
+
+_RAY_CLUSTER = re.compile(r"(ray://)?\S+:\d+")  # HOST:PORT of a head, or ray://HOST:PORT for Ray Client
+
+
+def _ray_address(value: str) -> str:
+    """``--ray``'s value. An option in its place means the value was left out: say so, not "no cluster at -o"."""
+    if value in ("local", "auto") or _RAY_CLUSTER.fullmatch(value):
+        return value
+    if value.startswith("-"):
+        raise typer.BadParameter(f"needs local, auto or HOST:PORT, not {value}")
+    raise typer.BadParameter(f"{value!r} is not local, auto or [ray://]HOST:PORT")
 
 
 def _report_retries() -> None:
@@ -143,6 +156,20 @@ def _make_demo(store: Store, *, items: int, seed: int, force: bool, show_progres
             bar.update(task, completed=made, description=f"demo {name}")
 
         return create_demo(store, items=items, seed=seed, force=force, progress=on_progress)
+
+
+@app.command()
+def init(store: StoreOption = None) -> None:  # type: ignore[assignment]
+    """Create an empty store (for `serve`, `user create` and `import`); `demo` creates one with data."""
+    root = store or _default_store()
+    with _user_errors():
+        try:
+            Store.open(root, create=False).close()
+        except NotFound:
+            Store.open(root, create=True).close()
+            err.print(f"created an empty store at {root}", highlight=False)
+        else:
+            err.print(f"a store exists at {root} already; left as it is", highlight=False)
 
 
 @app.command()
@@ -228,7 +255,7 @@ def export(
     ] = None,
     apikey: ApiKeyOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", parser=_ray_address, help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
     shards: Annotated[Optional[int], typer.Option(min=1, help="Shards of a --ray export [default: the cluster's CPUs].")] = None,
     parts_dir: Annotated[Optional[Path], typer.Option(help="Folder for a --ray export's parts, reachable by every worker [default: the output's folder].")] = None,
 ) -> None:
