@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import msgspec
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
 from rich.table import Table
 
@@ -94,6 +95,24 @@ def _ray_address(value: str) -> str:
     if value.startswith("-"):
         raise typer.BadParameter(f"needs local, auto or HOST:PORT, not {value}")
     raise typer.BadParameter(f"{value!r} is not local, auto or [ray://]HOST:PORT")
+
+
+class _NamesMissingValues(TyperCommand):
+    """A command whose option given last without its value (``... --ray``) is told the values it takes.
+
+    Click's parser says only "requires an argument"; an option with a
+    metavar listing its forms (``local|auto|ADDRESS``) says which.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:  # Click's BadOptionUsage, which Typer does not export
+            name = getattr(exc, "option_name", None)
+            option = next((p for p in self.params if name in getattr(p, "opts", ())), None)
+            if option is None or not option.metavar:
+                raise
+            raise typer.BadParameter(f"needs a value: {option.metavar}", ctx=ctx, param=option) from None
 
 
 def _report_retries() -> None:
@@ -236,7 +255,7 @@ def _export_one(
         )
 
 
-@app.command()
+@app.command(cls=_NamesMissingValues)
 def export(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
     version_id: Annotated[str, typer.Argument(help="Version id.")],

@@ -104,22 +104,26 @@ def test_init_creates_an_empty_store_once(tmp_path: Path):
 # -- --ray's value --------------------------------------------------------------
 
 
+VALID_FORMS = ("local, auto or", "HOST:PORT")
+
+
 @pytest.mark.parametrize(
-    ("ray", "needle"),
+    ("ray", "needles"),
     [
-        (["--ray", "-o", "x.zip"], "not -o"),
-        (["--ray", "--shards", "2", "-o", "x.zip"], "not --shards"),
-        (["--ray", "lcoal", "-o", "x.zip"], "'lcoal' is not"),
-        (["--ray", "head", "-o", "x.zip"], "'head' is not"),
+        (["--ray", "-o", "x.zip"], (*VALID_FORMS, "not -o")),
+        (["--ray", "--shards", "2", "-o", "x.zip"], (*VALID_FORMS, "not --shards")),
+        (["-o", "x.zip", "--ray"], ("needs a value", "local|auto|ADDRESS")),
+        (["--ray", "lcoal", "-o", "x.zip"], (*VALID_FORMS, "'lcoal' is not")),
+        (["--ray", "head", "-o", "x.zip"], (*VALID_FORMS, "'head' is not")),
     ],
-    ids=["before -o", "before --shards", "misspelt", "no port"],
+    ids=["before -o", "before --shards", "last", "misspelt", "no port"],
 )
-def test_ray_without_a_valid_value_names_the_values(store, tmp_path: Path, ray: list[str], needle: str):
+def test_ray_without_a_valid_value_names_the_values(store, tmp_path: Path, ray: list[str], needles: tuple[str, ...]):
     root, made = store
     d = made["news"]
     done = dsexport("export", "--store", str(root), d["dataset_id"], d["version_id"], "-f", "spacy-ner", *ray,
                     cwd=tmp_path, timeout=60)
-    assert_refused(done, "--ray", "local, auto or", "HOST:PORT", needle)
+    assert_refused(done, "--ray", *needles)
     assert "unexpected extra argument" not in done.stderr
     assert list(tmp_path.iterdir()) == []
 
