@@ -153,3 +153,12 @@ def test_a_parts_dir_that_cannot_be_made_is_one_line(store, tmp_path: Path):
                     "-o", str(tmp_path / "x.zip"), "--ray", "local", "--parts-dir", str(tmp_path / "a-file" / "parts"))
     assert_refused(done, "cannot create parts folder", "a-file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_a_refused_ray_export_leaves_no_parts_dir_behind(store, tmp_path: Path):
+    root, made = store
+    d = made["news"]
+    done = dsexport("export", "--store", str(root), d["dataset_id"], d["version_id"], "-f", "spacy-ner",
+                    "-o", str(tmp_path / "missing" / "x.zip"), "--ray", "local", "--parts-dir", str(tmp_path / "new" / "parts"))
+    assert_refused(done, "does not exist")
+    assert list(tmp_path.iterdir()) == []
