@@ -8,38 +8,34 @@ status 2; Ctrl-C ends with 130 after the partial output is removed.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import msgspec
 import typer
+from typer.core import TyperCommand
 from rich.console import Console
-from rich.filesize import decimal
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
-from rich.table import Column, Table
+from rich.table import Table
 
 from engine.client.api import DEFAULT_TIMEOUT, credentials
 from engine.client.source import http_source
-from engine.errors import DsexportError, InvalidInput
+from engine.errors import DsexportError, InvalidInput, NotFound
 from engine.pipeline import ExportOptions, ExportResult, run_export
+from engine.progress_bar import progress_bar
 from engine.sinks import open_sink
 from engine.sources import ExportPlan, Source, StoreSource
 from engine.store import Store
+from engine.tables import IdRow, ids_table
 from formats import natural_format
+
+if TYPE_CHECKING:
+    from engine.demo import DemoDataset
 
 app = typer.Typer(
     name="dsexport",
@@ -54,9 +50,6 @@ def _out() -> Console:
     """Standard output; wide when piped, so ids in tables are never cut."""
     return Console() if sys.stdout.isatty() else Console(width=200)
 
-
-def _id_column(title: str) -> Column:
-    return Column(title, no_wrap=True, min_width=36)
 
 class FormatChoice(str, Enum):
     folders = "folders"
@@ -92,6 +85,36 @@ TimeoutOption = Annotated[
 ]
 
 
+_RAY_CLUSTER = re.compile(r"(ray://)?\S+:\d+")  # HOST:PORT of a head, or ray://HOST:PORT for Ray Client
+
+
+def _ray_address(value: str) -> str:
+    """``--ray``'s value. An option in its place means the value was left out: say so, not "no cluster at -o"."""
+    if value in ("local", "auto") or _RAY_CLUSTER.fullmatch(value):
+        return value
+    if value.startswith("-"):
+        raise typer.BadParameter(f"needs local, auto or HOST:PORT, not {value}")
+    raise typer.BadParameter(f"{value!r} is not local, auto or [ray://]HOST:PORT")
+
+
+class _NamesMissingValues(TyperCommand):
+    """A command whose option given last without its value (``... --ray``) is told the values it takes.
+
+    Click's parser says only "requires an argument"; an option with a
+    metavar listing its forms (``local|auto|ADDRESS``) says which.
+    """
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:  # Click's BadOptionUsage, which Typer does not export
+            name = getattr(exc, "option_name", None)
+            option = next((p for p in self.params if name in getattr(p, "opts", ())), None)
+            if option is None or not option.metavar:
+                raise
+            raise typer.BadParameter(f"needs a value: {option.metavar}", ctx=ctx, param=option) from None
+
+
 def _report_retries() -> None:
     """Say on stderr when a request to a server is retried (stamina logs a bare event name otherwise)."""
     from stamina.instrumentation import RetryDetails, set_on_retry_hooks
@@ -125,20 +148,47 @@ def demo(
     store: StoreOption = None,  # type: ignore[assignment]
     items: Annotated[int, typer.Option(min=1, help="Items per dataset.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the generated content.")] = 0,
+    force: Annotated[bool, typer.Option("--force", help="Add another set to a store that has the demo datasets.")] = False,
     json: JsonOption = False,
 ) -> None:
-    """Create one demo dataset of each kind and print their ids."""
-    from engine.demo import create_demo
-
+    """Create one demo dataset of each kind (and the store, if absent) and print their ids."""
     with _user_errors(), _open_store(store, create=True) as opened:
-        made = create_demo(opened, items=items, seed=seed)
+        made = _make_demo(opened, items=items, seed=seed, force=force, show_progress=err.is_terminal)
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(made) + b"\n")
         return
-    table = Table("dataset", "content", "format", _id_column("dataset id"), _id_column("version id"))
-    for d in made:
-        table.add_row(d.name, d.content_type, d.format, d.dataset_id, d.version_id)
-    _out().print(table)
+    out = _out()
+    rows = [IdRow(d.name, d.dataset_id, d.version_id, before_ids=[d.content_type, d.format]) for d in made]
+    out.print(ids_table(out, ["content", "format"], [], rows))
+
+
+def _make_demo(store: Store, *, items: int, seed: int, force: bool, show_progress: bool) -> list[DemoDataset]:
+    """The demo datasets, with a bar (items made, rate, ETA) if asked: a large --items takes minutes."""
+    from engine.demo import create_demo, demo_names
+
+    if not show_progress:
+        return create_demo(store, items=items, seed=seed, force=force)
+    with progress_bar(err, with_bytes=False) as bar:
+        task = bar.add_task("demo", total=items * len(demo_names()))
+
+        def on_progress(name: str, made: int) -> None:
+            bar.update(task, completed=made, description=f"demo {name}")
+
+        return create_demo(store, items=items, seed=seed, force=force, progress=on_progress)
+
+
+@app.command()
+def init(store: StoreOption = None) -> None:  # type: ignore[assignment]
+    """Create an empty store (for `serve`, `user create` and `import`); `demo` creates one with data."""
+    root = store or _default_store()
+    with _user_errors():
+        try:
+            Store.open(root, create=False).close()
+        except NotFound:
+            Store.open(root, create=True).close()
+            err.print(f"created an empty store at {root}", highlight=False)
+        else:
+            err.print(f"a store exists at {root} already; left as it is", highlight=False)
 
 
 @app.command()
@@ -161,35 +211,15 @@ def datasets(store: StoreOption = None, json: JsonOption = False) -> None:  # ty
     if json:
         sys.stdout.buffer.write(msgspec.json.encode(rows) + b"\n")
         return
-    table = Table("dataset", "content", _id_column("dataset id"), _id_column("version id"), "splits", "items")
-    for r in rows:
-        splits = ", ".join(f"{k}: {n}" for k, n in r["splits"].items())
-        table.add_row(r["name"], r["content_type"], r["dataset_id"], r["version_id"], splits, str(r["items"]))
-    _out().print(table)
-
-
-class _ThroughputColumn(ProgressColumn):
-    """Items/s from the bar's progress, and archive bytes and MB/s from the task's fields."""
-
-    def render(self, task: Task) -> Text:
-        written = task.fields.get("bytes", 0)
-        elapsed = task.elapsed or 0.0
-        items_rate = f"{task.speed:,.0f} items/s" if task.speed else "- items/s"
-        bytes_rate = f"{decimal(int(written / elapsed))}/s" if elapsed > 0 else "-"
-        return Text(f"{items_rate}  {decimal(written)}  {bytes_rate}", style="progress.data.speed")
-
-
-def _progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("items"),
-        _ThroughputColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=False,
-    )
+    out = _out()
+    table_rows = [
+        IdRow(
+            r["name"], r["dataset_id"], r["version_id"], before_ids=[r["content_type"]],
+            after_ids=[", ".join(f"{k}: {n}" for k, n in r["splits"].items()), str(r["items"])],
+        )
+        for r in rows
+    ]
+    out.print(ids_table(out, ["content"], ["splits", "items"], table_rows))
 
 
 def _export_one(
@@ -204,7 +234,7 @@ def _export_one(
     """Run one export, with a progress bar (items, bytes, rate, ETA) if asked."""
     if not show_progress:
         return run_export(make_source, dataset_id, version_id, open_sink(output), options, backend=backend)
-    with _progress_bar() as bar:
+    with progress_bar(err) as bar:
         task = bar.add_task(f"{options.format}", total=None, bytes=0)
 
         def on_plan(plan: ExportPlan) -> None:
@@ -225,7 +255,7 @@ def _export_one(
         )
 
 
-@app.command()
+@app.command(cls=_NamesMissingValues)
 def export(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
     version_id: Annotated[str, typer.Argument(help="Version id.")],
@@ -244,7 +274,7 @@ def export(
     ] = None,
     apikey: ApiKeyOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", parser=_ray_address, help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
     shards: Annotated[Optional[int], typer.Option(min=1, help="Shards of a --ray export [default: the cluster's CPUs].")] = None,
     parts_dir: Annotated[Optional[Path], typer.Option(help="Folder for a --ray export's parts, reachable by every worker [default: the output's folder].")] = None,
 ) -> None:

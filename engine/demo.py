@@ -28,7 +28,7 @@ from engine.model import ContentType
 from engine.store import NewItem, Store
 from formats.coordinates import Span, format_span
 
-__all__ = ["DemoDataset", "create_demo"]
+__all__ = ["DemoDataset", "DemoProgress", "create_demo", "demo_names"]
 
 
 class DemoDataset(msgspec.Struct):
@@ -41,16 +41,52 @@ class DemoDataset(msgspec.Struct):
     format: str
 
 
-def create_demo(store: Store, *, items: int = 40, seed: int = 0) -> list[DemoDataset]:
-    """Create the five demo datasets with ``items`` items each; deterministic for a seed."""
+#: Called with the dataset being made and the number of items made so far, all datasets together.
+DemoProgress = Callable[[str, int], None]
+
+
+def demo_names() -> list[str]:
+    """The names of the demo datasets, in the order they are made."""
+    return [name for name, *_ in _DATASETS]
+
+
+def create_demo(
+    store: Store, *, items: int = 40, seed: int = 0, force: bool = False, progress: DemoProgress | None = None
+) -> list[DemoDataset]:
+    """Create the five demo datasets with ``items`` items each; deterministic for a seed.
+
+    A store that already has datasets with the demo names is refused
+    (:class:`InvalidInput`) unless ``force``, which adds another set with new
+    ids: a second run by mistake would otherwise leave two of each name.
+    """
     if isinstance(items, bool) or not isinstance(items, int) or items < 1:
         raise InvalidInput(f"items must be a positive integer, got {items!r}")
+    existing = {ds.name for ds in store.list_datasets()}
+    present = [name for name in demo_names() if name in existing]
+    if present and not force:
+        raise InvalidInput(
+            f"the store at {store.root} already has the demo datasets {', '.join(present)}; "
+            "`dsexport demo --force` adds another set (same names, new ids)"
+        )
     made = []
+    done = 0
     for name, kind, fmt, build in _DATASETS:
         rng = random.Random(f"dsexport-demo:{seed}:{name}")
-        dataset_id, version_id = build(store, name, items, rng)
+        dataset_id, version_id, rows = build(store, name, items, rng)
+        if progress is not None:
+            progress(name, done)
+            rows = _counted(rows, name, done, progress)
+        store.add_items(version_id, rows)
+        done += items
         made.append(DemoDataset(dataset_id, version_id, name, kind.value, fmt))
     return made
+
+
+def _counted(rows: Iterator[NewItem], name: str, before: int, progress: DemoProgress) -> Iterator[NewItem]:
+    """``rows`` as they are drawn, reporting each one taken (``before`` were made by earlier datasets)."""
+    for count, row in enumerate(rows, 1):
+        yield row
+        progress(name, before + count)
 
 
 # -- images -------------------------------------------------------------------
@@ -96,7 +132,7 @@ def _pet(rng: random.Random, kind: str) -> Image.Image:
     return image
 
 
-def _pets(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str]:
+def _pets(store: Store, name: str, n: int, rng: random.Random) -> _Made:
     """Image classification: cats and dogs, single-label; every 7th unlabelled, every 5th unnamed."""
     ds = store.create_dataset(name, ContentType.IMAGES, default_splits=True, description="Cats and dogs, drawn.")
     version = ds.versions[0]
@@ -113,11 +149,10 @@ def _pets(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str
             data = _encode(_pet(rng, kind), extension)
             yield NewItem(name=item_name, extension=extension, split_ids=[split], data=data, annotations=anns)
 
-    store.add_items(version.id, rows())
-    return ds.id or "", version.id or ""
+    return ds.id or "", version.id or "", rows()
 
 
-def _shapes(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str]:
+def _shapes(store: Store, name: str, n: int, rng: random.Random) -> _Made:
     """Object detection: 0..3 shapes per image, each box exactly where it is drawn."""
     ds = store.create_dataset(name, ContentType.IMAGES, default_splits=True, description="Shapes with boxes.")
     version = ds.versions[0]
@@ -149,8 +184,7 @@ def _shapes(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, s
                 name=f"shapes{i:03d}", extension="png", split_ids=[split], data=_encode(image, "png"), annotations=anns
             )
 
-    store.add_items(version.id, rows())
-    return ds.id or "", version.id or ""
+    return ds.id or "", version.id or "", rows()
 
 
 # -- text ---------------------------------------------------------------------
@@ -161,7 +195,7 @@ _PARTS = ["plot", "soundtrack", "cast", "ending", "dialogue", "camera work"]
 _ASIDES = ["I watched it at the café.", "My naïve cousin disagreed.", "Seen twice.", "", "Déjà vu, in places."]
 
 
-def _reviews(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str]:
+def _reviews(store: Store, name: str, n: int, rng: random.Random) -> _Made:
     """Text classification: pos/neg reviews in train and test; unlabelled ones in unsup."""
     ds = store.create_dataset(name, ContentType.TEXT, description="Film reviews.")
     version_id = ds.versions[0].id or ""
@@ -178,8 +212,7 @@ def _reviews(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, 
             anns = [] if split == splits[2] else [(labels[mood], split, "")]
             yield NewItem(name=f"review{i}", extension="txt", text=text, split_ids=[split], annotations=anns)
 
-    store.add_items(version_id, rows())
-    return ds.id or "", version_id
+    return ds.id or "", version_id, rows()
 
 
 _IRIS = {  # class: mean of sepal length, sepal width, petal length, petal width
@@ -190,7 +223,7 @@ _IRIS = {  # class: mean of sepal length, sepal width, petal length, petal width
 _IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
-def _iris(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str]:
+def _iris(store: Store, name: str, n: int, rng: random.Random) -> _Made:
     """Tabular: rows as ``item.text`` joined by the config's separator, class as a label."""
     ds = store.create_dataset(name, ContentType.TABULAR, description="Flower measurements, made up.")
     version_id = ds.versions[0].id or ""
@@ -207,8 +240,7 @@ def _iris(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str
             text = ",".join(f"{v:.1f}" for v in values)
             yield NewItem(text=text, split_ids=[split], annotations=[(labels[kind], split, "")])
 
-    store.add_items(version_id, rows())
-    return ds.id or "", version_id
+    return ds.id or "", version_id, rows()
 
 
 _ENTITIES = {
@@ -225,7 +257,7 @@ _TEMPLATES = [
 ]
 
 
-def _news(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str]:
+def _news(store: Store, name: str, n: int, rng: random.Random) -> _Made:
     """Named entities: sentences with PERSON/ORG/LOC spans in character offsets."""
     ds = store.create_dataset(name, ContentType.NER, description="Invented news sentences.")
     version_id = ds.versions[0].id or ""
@@ -246,8 +278,7 @@ def _news(store: Store, name: str, n: int, rng: random.Random) -> tuple[str, str
                     text += piece
             yield NewItem(name=None if i % 6 == 5 else f"article{i}", text=text, split_ids=[split], annotations=anns)
 
-    store.add_items(version_id, rows())
-    return ds.id or "", version_id
+    return ds.id or "", version_id, rows()
 
 
 def _split_of(i: int, weights: tuple[int, ...]) -> int:
@@ -260,7 +291,8 @@ def _split_of(i: int, weights: tuple[int, ...]) -> int:
     raise AssertionError("unreachable")
 
 
-_Builder = Callable[[Store, str, int, random.Random], tuple[str, str]]
+_Made = tuple[str, str, Iterator[NewItem]]  # dataset id, version id, its items (drawn lazily, in order)
+_Builder = Callable[[Store, str, int, random.Random], _Made]
 _DATASETS: list[tuple[str, ContentType, str, _Builder]] = [
     ("pets", ContentType.IMAGES, "folders", _pets),
     ("reviews", ContentType.TEXT, "folders", _reviews),

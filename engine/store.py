@@ -701,7 +701,10 @@ class Store(StoreReader):
         path = root / DB_NAME
         if not path.is_file():
             if not create:
-                raise NotFound(f"no store at {root}; create one with `dsexport demo --store {root}`")
+                raise NotFound(
+                    f"no store at {root}; create one with `dsexport init --store {root}` (empty)"
+                    f" or `dsexport demo --store {root}` (with the demo datasets)"
+                )
             try:
                 (root / "blobs").mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,3 +148,44 @@ def test_items_must_be_positive(tmp_path: Path):
         with pytest.raises(InvalidInput, match="items must be a positive integer, got 0"):
             create_demo(store, items=0)
         assert store.list_datasets() == []
+
+
+def test_a_second_demo_is_refused_unless_forced(tmp_path: Path):
+    with Store.open(tmp_path / "s") as store:
+        first = create_demo(store, items=2)
+        with pytest.raises(InvalidInput, match="already has the demo datasets pets, reviews, shapes, iris-like, news"):
+            create_demo(store, items=2)
+        assert len(store.list_datasets()) == 5
+        second = create_demo(store, items=2, force=True)
+        assert [d.name for d in second] == [d.name for d in first]
+        assert len(store.list_datasets()) == 10
+
+
+def test_progress_counts_every_item_of_every_dataset(tmp_path: Path):
+    seen: list[tuple[str, int]] = []
+    with Store.open(tmp_path / "s") as store:
+        create_demo(store, items=3, progress=lambda name, made: seen.append((name, made)))
+    assert seen[-1] == ("news", 15)
+    assert [made for _, made in seen] == sorted(made for _, made in seen)
+    assert {name for name, _ in seen} == {"pets", "reviews", "shapes", "iris-like", "news"}
+    assert [made for name, made in seen if name == "reviews"] == [3, 4, 5, 6]
+
+
+def dsexport(*args: str) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "DSEXPORT_STORE"}
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, env=env, timeout=120)
+
+
+def test_cli_demo_twice_names_the_datasets_and_force(tmp_path: Path):
+    store = str(tmp_path / "store")
+    assert dsexport("demo", "--store", store, "--items", "2").returncode == 0
+    again = dsexport("demo", "--store", store, "--items", "2")
+    assert again.returncode == 2, again.stderr.decode()
+    message = again.stderr.decode()
+    assert "pets, reviews, shapes, iris-like, news" in message and "--force" in message
+    assert "Traceback" not in message and len(message.strip().splitlines()) == 1
+    listed = dsexport("datasets", "--store", store, "--json")
+    assert len(json.loads(listed.stdout)) == 5
+    forced = dsexport("demo", "--store", store, "--items", "2", "--force", "--json")
+    assert forced.returncode == 0, forced.stderr.decode()
+    assert len(json.loads(dsexport("datasets", "--store", store, "--json").stdout)) == 10

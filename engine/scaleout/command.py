@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+from engine.errors import OutputError
 from engine.pipeline import ExportOptions
 from engine.scaleout.driver import run_scaleout
 from engine.sources import Source
@@ -23,21 +26,47 @@ def export_on_ray(
     parts_dir: str | None,
     backend: str,
 ) -> str:
-    """Run the scale-out export and return the summary line the CLI prints."""
-    result = run_scaleout(
-        source_factory,
-        dataset_id,
-        version_id,
-        output,
-        options,
-        shards=shards,
-        ray_address=ray_address,
-        parts_dir=parts_dir,
-        backend=backend,
-    )
+    """Run the scale-out export and return the summary line the CLI prints.
+
+    A missing ``parts_dir`` is created, like ``export-all --out``, and
+    removed again afterwards: it only ever holds the export's temporary parts.
+    """
+    with _made_for_the_export(Path(parts_dir) if parts_dir else None):
+        result = run_scaleout(
+            source_factory,
+            dataset_id,
+            version_id,
+            output,
+            options,
+            shards=shards,
+            ray_address=ray_address,
+            parts_dir=parts_dir,
+            backend=backend,
+        )
     skipped = f", skipped {result.skipped_count} item(s) with missing content" if result.skipped_count else ""
     reruns = f", {len(result.reruns)} re-run for name collisions" if result.reruns else ""
     return (
         f"wrote {output}: {result.items} items, {result.entries} entries, {result.bytes:,} bytes "
         f"in {result.seconds:.2f} s ({result.shards} shards{reruns}; stitch {result.stitch_seconds:.2f} s){skipped}"
     )
+
+
+@contextmanager
+def _made_for_the_export(folder: Path | None) -> Iterator[None]:
+    """Create ``folder`` (and missing parents) if absent; remove what was created once empty again."""
+    if folder is None or folder.is_dir():
+        yield
+        return
+    created = [folder, *(parent for parent in folder.parents if not parent.exists())]
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create parts folder {folder}: {exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        for made in created:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                break  # not empty: something else was put there meanwhile; leave it

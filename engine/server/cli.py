@@ -39,8 +39,10 @@ def serve(
     """
     from engine.server.serve import serve as run
 
+    root = store or _default_store()
     with _user_errors():
-        run(store or _default_store(), bind, worker.value)
+        Store.open(root, create=False).close()  # refuse a mistyped --store rather than serve a new, empty one
+        run(root, bind, worker.value)
 
 
 user_app = typer.Typer(help="Manage the users of the HTTP API.", no_args_is_help=True)
@@ -54,7 +56,7 @@ def user_create(
     password: Annotated[Optional[str], typer.Option(help="Password for POST login (none: key only).")] = None,
 ) -> None:
     """Create a user and print a new API key (only its hash is stored)."""
-    with _user_errors(), Store.open(store or _default_store(), create=True) as opened:
+    with _user_errors(), Store.open(store or _default_store(), create=False) as opened:
         _, key = opened.create_user(name, password or "")
     sys.stdout.write(key + "\n")
 

@@ -55,6 +55,24 @@ def _config(bind: str):
     return config
 
 
+def _check_bind(config) -> None:
+    """Bind the configured addresses once, with Hypercorn's own socket set-up, and let them go.
+
+    So a port in use (or an address not on this machine) is one line naming
+    ``--bind`` and exit 2 before anything starts, instead of Hypercorn's
+    traceback from inside the event loop.
+    """
+    try:
+        sockets = config.create_sockets()
+    except (OSError, OverflowError) as exc:  # OverflowError: a port beyond 65535
+        reason = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).rstrip(".")
+        raise InvalidInput(
+            f"cannot listen on {', '.join(config.bind)}: {reason}; give another --bind HOST:PORT"
+        ) from None
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
+
+
 def serve(root: str | Path, bind: str = "127.0.0.1:8000", worker: str = "trio") -> None:
     """Serve the store at ``root`` on ``bind`` until SIGINT/SIGTERM."""
     if worker not in WORKERS:
@@ -66,6 +84,7 @@ def serve(root: str | Path, bind: str = "127.0.0.1:8000", worker: str = "trio") 
 
     app = create_app(root)
     config = _config(bind)
+    _check_bind(config)
     logging.getLogger("dsexport.http").info("serving %s on http://%s (worker %s)", root, bind, worker)
     if worker == "trio":
         import trio
