@@ -158,6 +158,7 @@ class AsyncClient:
         (the SeeMe SDK re-sends an earlier call's format, seeme-api.md §7.1),
         so a caller who named a format would silently get another one.
         A content type this client does not know is left to the server.
+        One GET of the dataset: cancelled, it leaves nothing behind.
         """
         dataset = await self._api.get_json(f"datasets/{dataset_id}", type=Dataset)
         fitting = [name for name, spec in FORMATS.items() if dataset.content_type in spec.content_types]

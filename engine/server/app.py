@@ -63,6 +63,8 @@ class AccessLog:
     It wraps the whole app, error middleware included (:class:`LoggedStarlette`),
     so a 500 the error middleware sends is logged as 500; a request answered
     with nothing because its client went away is logged as :data:`CLIENT_GONE`.
+    A request cancelled by the server (shutdown) is still logged, with the
+    status and bytes sent until then.
     """
 
     def __init__(self, app: ASGIApp) -> None:
