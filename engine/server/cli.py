@@ -103,16 +103,17 @@ def key_revoke(
     store: StoreOption = None,  # type: ignore[assignment]
 ) -> None:
     """Revoke one API key, or with --user every key of a user; requests with a revoked key get 401."""
-    with _user_errors(), Store.open(store or _default_store(), create=False) as opened:
+    with _user_errors():
         if (key is None) == (user is None):
             raise InvalidInput("revoke needs exactly one of: KEY, or --user NAME (every key of that user)")
-        if user is not None:
-            count = opened.revoke_keys_of(user)
-            err.print(f"revoked {count} key(s) of {user}", highlight=False)
-        elif opened.revoke_key(key or ""):
-            err.print("revoked 1 key", highlight=False)
-        else:
-            raise NotFound("no user has that API key (already revoked?); `dsexport user list` shows the users")
+        with Store.open(store or _default_store(), create=False) as opened:
+            if user is not None:
+                count = opened.revoke_keys_of(user)
+                err.print(f"revoked {count} key(s) of {user}", highlight=False)
+            elif opened.revoke_key(key or ""):
+                err.print("revoked 1 key", highlight=False)
+            else:
+                raise NotFound("no user has that API key (already revoked?); `dsexport user list` shows the users")
 
 
 @user_app.command("give")
