@@ -63,6 +63,7 @@ def _keys(store: Path) -> dict[str, int]:
 def accounts(tmp_path_factory):
     """A served store with a key-only user (bob), a legacy key-only user (old) and alice with a password."""
     store = tmp_path_factory.mktemp("accounts") / "store"
+    _cli("init", "--store", str(store))
     keys = {
         "bob": _cli("user", "create", "--store", str(store), "bob").strip(),
         "alice": _cli("user", "create", "--store", str(store), "alice", "--password", "s3cret").strip(),
@@ -137,6 +138,7 @@ def test_the_sdk_register_refuses_an_empty_password(accounts):
 @pytest.mark.parametrize("password", ["", "  "], ids=["empty", "blank"])
 def test_user_create_refuses_an_empty_password(tmp_path, password):
     store = tmp_path / "store"
+    _cli("init", "--store", str(store))
     done = dsexport("user", "create", "--store", str(store), "eve", "--password", password)
     assert done.returncode == 2 and b"Traceback" not in done.stderr
     assert "password must not be empty" in done.stderr.decode() and not done.stdout
