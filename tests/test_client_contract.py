@@ -171,3 +171,15 @@ def test_the_right_backend_gets_no_hint(demo, tmp_path):
         Client(srv.base, srv.keys["alice"], **FAST).download_dataset(
             "no-such-dataset", "v", download_file=str(tmp_path / "a.zip"))
     assert "no-such-dataset" in str(missing.value) and "did you mean" not in str(missing.value)
+
+
+def test_a_client_side_export_without_the_api_prefix_gets_the_hint_too(demo, tmp_path):
+    srv, made = demo
+    d = made[0]
+    origin = f"http://127.0.0.1:{srv.port}"
+    done = dsexport("export", "--from", origin, "--apikey", srv.keys["alice"], "--no-progress", d.dataset_id,
+                    d.version_id, "--format", d.format, "-o", str(tmp_path / "a.zip"))
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "Traceback" not in err
+    assert f"did you mean {origin}/api/v1/?" in err
+    assert not (tmp_path / "a.zip").exists()
