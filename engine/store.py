@@ -1044,11 +1044,19 @@ class Store(StoreReader):
     # -- the HTTP service: users and keys --------------------------------------
 
     def create_user(
-        self, username: str, password: str = "", *, email: str = "", name: str = "", firstname: str = ""
+        self, username: str, password: str | None = None, *, email: str = "", name: str = "", firstname: str = ""
     ) -> tuple[dict[str, str], str]:
-        """A user and a first API key: ``(user row, key)``. Only the key's SHA-256 is stored."""
+        """A user and a first API key: ``(user row, key)``. Only the key's SHA-256 is stored.
+
+        ``password`` None makes a key-only user, who can never log in by
+        password (no hash is stored). An empty or blank password is refused,
+        never stored: it would let anyone who knows the username log in.
+        """
         if not isinstance(username, str) or not username.strip():
             raise InvalidInput(f"a user needs a non-empty username, got {username!r}")
+        if password is not None and not password.strip():
+            raise InvalidInput("the password must not be empty; leave it out for a key-only user")
+        password_hash = "" if password is None else _hash_password(password)
         user_id, now = new_id(), now_iso()
         with self._tx() as db:
             if self._one("SELECT 1 FROM users WHERE username = ?", (username,)):
@@ -1056,7 +1064,7 @@ class Store(StoreReader):
             db.execute(
                 "INSERT INTO users (id, username, email, name, firstname, password_hash, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (user_id, username, email or "", name or "", firstname or "", _hash_password(password or ""), now),
+                (user_id, username, email or "", name or "", firstname or "", password_hash, now),
             )
             key = self._insert_key(user_id)
         return self.get_user(user_id), key
@@ -1080,17 +1088,62 @@ class Store(StoreReader):
         return row[0] if row else None
 
     def login(self, username: str, password: str) -> tuple[dict[str, str], str] | None:
-        """A new key for a user whose password matches; None otherwise."""
+        """A new key for a user whose password matches; None otherwise.
+
+        An empty password never matches, and a key-only user has no password
+        to match, also in stores whose older rows hold the hash of "".
+        """
+        if not password:
+            return None
         row = self._one("SELECT id, password_hash FROM users WHERE username = ?", (username,))
-        if row is None or not _check_password(password or "", row[1]):
+        if row is None or not _check_password(password, row[1]):
             return None
         with self._tx():
             key = self._insert_key(row[0])
         return self.get_user(row[0]), key
 
-    def revoke_key(self, key: str) -> None:
+    def _user_id(self, username: str) -> str:
+        row = self._one("SELECT id FROM users WHERE username = ?", (username,))
+        if row is None:
+            known = [r[0] for r in self._all("SELECT username FROM users ORDER BY username")]
+            raise NotFound(f"unknown user {username!r}; users: {choices_hint(known) if known else 'none yet'}")
+        return row[0]
+
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user with its number of live keys and whether it can log in by password (admin use)."""
+        rows = self._all(
+            "SELECT u.id, u.username, u.email, u.password_hash, u.created_at,"
+            " (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id)"
+            " FROM users u ORDER BY u.username"
+        )
+        return [
+            {
+                "id": r[0],
+                "username": r[1],
+                "email": r[2],
+                "password": _usable_hash(r[3]),
+                "keys": r[5],
+                "created_at": r[4],
+            }
+            for r in rows
+        ]
+
+    def issue_key(self, username: str) -> str:
+        """A new API key for ``username`` (the only way in for a key-only user); earlier keys stay valid."""
+        user_id = self._user_id(username)
+        with self._tx():
+            return self._insert_key(user_id)
+
+    def revoke_key(self, key: str) -> bool:
+        """Revoke one key; False if no user has it."""
         with self._tx() as db:
-            db.execute("DELETE FROM api_keys WHERE key_hash = ?", (_hash_key(key),))
+            return db.execute("DELETE FROM api_keys WHERE key_hash = ?", (_hash_key(key),)).rowcount > 0
+
+    def revoke_keys_of(self, username: str) -> int:
+        """Revoke every key of ``username``; how many there were."""
+        user_id = self._user_id(username)
+        with self._tx() as db:
+            return db.execute("DELETE FROM api_keys WHERE user_id = ?", (user_id,)).rowcount
 
     def give_datasets(self, username: str, dataset_ids: list[str] | None = None) -> list[str]:
         """Make ``username`` the owner of ``dataset_ids`` (None: every dataset that has no owner yet).
@@ -1098,16 +1151,14 @@ class Store(StoreReader):
         Datasets made outside the HTTP API (``dsexport demo``, a bulk load) have
         no owner, and the API serves a dataset only to its owner. Returns the ids given.
         """
-        row = self._one("SELECT id FROM users WHERE username = ?", (username,))
-        if row is None:
-            raise NotFound(f"unknown user {username!r}")
+        user_id = self._user_id(username)
         with self._tx() as db:
             if dataset_ids is None:
                 dataset_ids = [r[0] for r in self._all("SELECT id FROM datasets WHERE coalesce(user_id, '') = ''")]
             for dataset_id in dataset_ids:
                 if self._one("SELECT 1 FROM datasets WHERE id = ?", (dataset_id,)) is None:
                     raise NotFound(f"unknown dataset {dataset_id!r}")
-                db.execute("UPDATE datasets SET user_id = ? WHERE id = ?", (row[0], dataset_id))
+                db.execute("UPDATE datasets SET user_id = ? WHERE id = ?", (user_id, dataset_id))
         return dataset_ids
 
     def owner_of(self, dataset_id: str) -> str | None:
@@ -1527,10 +1578,24 @@ def _hash_password(password: str) -> str:
     return f"scrypt${salt.hex()}${digest.hex()}"
 
 
-def _check_password(password: str, stored: str) -> bool:
+def _matches(password: str, stored: str) -> bool:
     try:
         _, salt, digest = stored.split("$")
     except ValueError:
-        return False
+        return False  # "" (a key-only user) or anything that is not our hash
     got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1)
     return hmac.compare_digest(got.hex(), digest)
+
+
+def _check_password(password: str, stored: str) -> bool:
+    """Whether ``password`` logs in against ``stored``; an empty password never does.
+
+    Refusing "" here, not only at creation, keeps stores safe whose key-only
+    users were stored with the hash of the empty string.
+    """
+    return bool(password) and _matches(password, stored)
+
+
+def _usable_hash(stored: str) -> bool:
+    """Whether some non-empty password can log in against ``stored`` (not "", not the hash of "")."""
+    return bool(stored) and not _matches("", stored)

@@ -10,10 +10,16 @@ say what went wrong in the product's own terms:
   other 4xx -> :class:`InvalidInput`, each carrying the server's message;
 * a server that cannot be reached, does not answer within the timeout or
   keeps answering 5xx -> :class:`RemoteError`.
+
+A 404 from a backend URL without the ``/api/v1/`` prefix says which URL was
+probably meant. Retries are logged by stamina on the ``stamina`` logger,
+which gets a NullHandler here: library use prints nothing unless the
+application configures logging (the CLI reports retries on stderr itself).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -26,7 +32,18 @@ import stamina
 
 from engine.errors import AuthenticationFailed, InvalidInput, NotFound, RemoteError
 
-__all__ = ["DEFAULT_RETRIES", "DEFAULT_TIMEOUT", "RemoteApi", "TransientStatus", "backend_url", "check", "credentials", "is_transient"]
+__all__ = [
+    "API_PREFIX",
+    "DEFAULT_RETRIES",
+    "DEFAULT_TIMEOUT",
+    "RemoteApi",
+    "TransientStatus",
+    "backend_url",
+    "check",
+    "credentials",
+    "is_transient",
+    "prefix_hint",
+]
 
 #: Seconds to wait for a connection, or for the next bytes of an answer.
 DEFAULT_TIMEOUT = 30.0
@@ -36,6 +53,12 @@ DEFAULT_RETRIES = 5
 LANE_CONNECTIONS = 8
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+#: Where every SeeMe API path lives (seeme-api.md: ``B`` is ``http://HOST:PORT/api/v1/``).
+API_PREFIX = "/api/v1/"
+
+# Without a handler, Python's last-resort handler prints stamina's WARNING records as bare
+# "stamina.retry_scheduled" lines; an application that configures logging still gets them.
+logging.getLogger("stamina").addHandler(logging.NullHandler())
 
 
 class TransientStatus(Exception):
@@ -139,7 +162,7 @@ class RemoteApi:
             async for attempt in self.retrying():
                 with attempt:
                     response = await self._http.get(path, params=params)
-                    check(response)
+                    check(response, self.base)
         return response
 
     @asynccontextmanager
@@ -159,7 +182,7 @@ class RemoteApi:
         async with client.stream("GET", path, params=params, headers=headers) as response:
             if response.status_code >= 400:
                 await response.aread()
-                check(response)
+                check(response, self.base)
             yield response
 
     @contextmanager
@@ -189,8 +212,23 @@ def _message(response: httpx.Response) -> str:
     return response.text[:200]
 
 
-def check(response: httpx.Response) -> None:
-    """Raise the product's error for an error status; retryable statuses raise TransientStatus."""
+def prefix_hint(base: str) -> str | None:
+    """The API base probably meant when ``base`` lacks the ``/api/v1/`` prefix; None if it has it."""
+    url = httpx.URL(base)
+    path = url.path.rstrip("/")
+    if (path + "/").endswith(API_PREFIX):
+        return None
+    if API_PREFIX.startswith(path + "/"):  # "", "/api": the start of the prefix
+        path = ""
+    return str(url.copy_with(path=path + API_PREFIX, query=None, fragment=None))
+
+
+def check(response: httpx.Response, base: str | None = None) -> None:
+    """Raise the product's error for an error status; retryable statuses raise TransientStatus.
+
+    ``base``: the API base the request was made under; a 404 below a base
+    without ``/api/v1/`` names the base probably meant.
+    """
     status = response.status_code
     if status < 400:
         return
@@ -199,6 +237,8 @@ def check(response: httpx.Response) -> None:
     if status in (401, 403):
         raise AuthenticationFailed(f"the server refused the API key ({status}, {where}): {message}")
     if status == 404:
+        if base is not None and (meant := prefix_hint(base)) is not None:
+            raise NotFound(f"{message}: not found at {response.request.url}; did you mean {meant}?")
         raise NotFound(f"{message} ({where})")
     if status in _RETRY_STATUS:
         raise TransientStatus(response, message)

@@ -32,9 +32,10 @@ from engine.client.download import ByteProgress, download_archive
 from engine.client.extract import extract_archive, verify_archive
 from engine.client.source import HttpSource
 from engine.errors import InvalidInput, choices_hint
-from engine.model import DatasetFormat
+from engine.model import Dataset, DatasetFormat
 from engine.pipeline import ExportOptions, ExportResult, Progress, export
 from engine.sinks import open_sink
+from formats import FORMATS
 
 __all__ = ["AsyncClient", "Client", "DownloadResult"]
 
@@ -113,13 +114,22 @@ class AsyncClient:
     ) -> DownloadResult:
         """Download a version (or one split) as ``export_format``, verify it, extract it.
 
+        ``export_format`` empty: the server's default for the content type;
+        the result's ``format`` names the format received. A format that
+        cannot export the dataset's content type (CSV of images) raises
+        InvalidInput naming the formats that can, before anything is written.
         ``progress``: True for a progress bar on stderr, or a callable taking
         (bytes done, total or None). A corrupt or truncated archive raises
         ArchiveError and extracts nothing; an interrupted download keeps
         ``<download_file>.part`` and the next call resumes it.
+
+        Cancelled mid-download, it leaves ``<download_file>.part`` and its
+        ``.part.json`` record for the next call to resume, and no extracted files.
         """
         folder = Path(extract_to_folder if extract_to_folder is not None else extract_to_dir)
         fmt = _format_value(export_format)
+        if fmt:
+            await self._check_format_fits(dataset_id, fmt)
         path = f"datasets/{dataset_id}/versions/{dataset_version_id}/download"
         if split_id:
             path += f"/{split_id}"
@@ -140,6 +150,23 @@ class AsyncClient:
             resumed_from=got.resumed_from,
             requests=got.requests,
         )
+
+    async def _check_format_fits(self, dataset_id: str, fmt: str) -> None:
+        """InvalidInput when ``fmt`` cannot export the dataset's content type.
+
+        The server answers such a request with its default format instead
+        (the SeeMe SDK re-sends an earlier call's format, seeme-api.md §7.1),
+        so a caller who named a format would silently get another one.
+        A content type this client does not know is left to the server.
+        One GET of the dataset: cancelled, it leaves nothing behind.
+        """
+        dataset = await self._api.get_json(f"datasets/{dataset_id}", type=Dataset)
+        fitting = [name for name, spec in FORMATS.items() if dataset.content_type in spec.content_types]
+        if fitting and fmt not in fitting:
+            raise InvalidInput(
+                f"export format {fmt!r} does not fit dataset {dataset_id} (content type "
+                f"{dataset.content_type!r}); valid for it: {choices_hint(fitting)}"
+            )
 
     async def export(
         self,
@@ -185,13 +212,61 @@ class Client:
         with start_blocking_portal(self._loop) as portal:
             return portal.call(main)
 
-    def download_dataset(self, dataset_id: str, dataset_version_id: str, *args: Any, **kwargs: Any) -> DownloadResult:
-        """See :meth:`AsyncClient.download_dataset`."""
-        return self._run(lambda c: c.download_dataset(dataset_id, dataset_version_id, *args, **kwargs))
+    def download_dataset(
+        self,
+        dataset_id: str,
+        dataset_version_id: str,
+        split_id: str = "",
+        extract_to_dir: str = "data",
+        download_file: str = "dataset.zip",
+        remove_download_file: bool = True,
+        export_format: DatasetFormat | str = "",
+        *,
+        extract_to_folder: str | None = None,
+        progress: bool | ByteProgress = False,
+    ) -> DownloadResult:
+        return self._run(
+            lambda c: c.download_dataset(
+                dataset_id,
+                dataset_version_id,
+                split_id,
+                extract_to_dir,
+                download_file,
+                remove_download_file,
+                export_format,
+                extract_to_folder=extract_to_folder,
+                progress=progress,
+            )
+        )
 
-    def export(self, dataset_id: str, dataset_version_id: str, *args: Any, **kwargs: Any) -> ExportResult:
-        """See :meth:`AsyncClient.export`."""
-        return self._run(lambda c: c.export(dataset_id, dataset_version_id, *args, **kwargs))
+    def export(
+        self,
+        dataset_id: str,
+        dataset_version_id: str,
+        export_format: DatasetFormat | str,
+        output: str = "dataset.zip",
+        *,
+        split_id: str = "",
+        concurrency: int = 64,
+        skip_missing: bool = False,
+        progress: Progress | None = None,
+    ) -> ExportResult:
+        return self._run(
+            lambda c: c.export(
+                dataset_id,
+                dataset_version_id,
+                export_format,
+                output,
+                split_id=split_id,
+                concurrency=concurrency,
+                skip_missing=skip_missing,
+                progress=progress,
+            )
+        )
+
+    # The same arguments as the async methods, so the same documentation in help().
+    download_dataset.__doc__ = AsyncClient.download_dataset.__doc__
+    export.__doc__ = AsyncClient.export.__doc__
 
 
 @contextmanager

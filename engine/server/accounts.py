@@ -15,8 +15,8 @@ __all__ = ["routes"]
 async def register(request: Request) -> JSON:
     """A new user and key. Failures answer ``{"message": ...}``: the SDK reads it instead of the status."""
     body = await read_body(request, RegisterIn)
-    if not body.username or not body.password:
-        return JSON({"message": "register needs a username and a password"}, 400)
+    if missing := _blank_fields(username=body.username, password=body.password):
+        return JSON({"message": f"register needs a non-empty {' and '.join(missing)}"}, 400)
     try:
         user, key = await db(
             request,
@@ -33,12 +33,24 @@ async def register(request: Request) -> JSON:
 
 
 async def login(request: Request) -> JSON:
+    """A new key for a username and password. No password, or an empty one, is a 400: never a login.
+
+    A key-only user (``dsexport user create`` without ``--password``) has no
+    password, so every login as that user is a 401 like a wrong password.
+    """
     body = await read_body(request, LoginIn)
-    found = await db(request, service(request).store.login, body.username or "", body.password or "")
+    if missing := _blank_fields(username=body.username, password=body.password):
+        return JSON({"message": f"login needs a non-empty {' and '.join(missing)}"}, 400)
+    found = await db(request, service(request).store.login, body.username, body.password)
     if found is None:
         return JSON({"message": "wrong username or password"}, 401)
     user, key = found
     return JSON(LoginReply(apikey=key, **user))
+
+
+def _blank_fields(**fields: str | None) -> list[str]:
+    """The names of the fields that are missing, empty or only blanks, quoted for a message."""
+    return [f"'{name}'" for name, value in fields.items() if not (value or "").strip()]
 
 
 async def logout(request: Request) -> JSON:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -53,8 +53,19 @@ async def _product_error(request: Request, exc: Exception) -> JSON:
     return JSON({"message": str(exc)}, 500)
 
 
+#: Logged for a request whose client went away before it was answered (nginx's "client closed request").
+CLIENT_GONE = 499
+
+
 class AccessLog:
-    """One line per request: method, path, status, body bytes, milliseconds."""
+    """One line per request: client, method, path, status, body bytes, milliseconds.
+
+    It wraps the whole app, error middleware included (:class:`LoggedStarlette`),
+    so a 500 the error middleware sends is logged as 500; a request answered
+    with nothing because its client went away is logged as :data:`CLIENT_GONE`.
+    A request cancelled by the server (shutdown) is still logged, with the
+    status and bytes sent until then.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -79,14 +90,41 @@ class AccessLog:
         finally:
             client = scope.get("client") or ("-", 0)
             log.info(
-                '%s "%s %s" %s %d %.1fms',
+                '%s "%s %s" %d %d %.1fms',
                 client[0],
                 scope["method"],
                 scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""),
-                status or "-",
+                status or CLIENT_GONE,
                 sent,
                 (time.perf_counter() - started) * 1000,
             )
+
+
+class ClientGone:
+    """A client that disconnects while its request body is read is not a server error.
+
+    Starlette raises ``ClientDisconnect`` from the body read; unhandled, the
+    error middleware would "answer" the vanished client with a 500 and the
+    server would log a traceback. Here it ends the request quietly instead:
+    nothing is sent, and whatever the handler left half-done is cleaned up by
+    its own ``finally``/transaction, as for any cancellation.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            log.debug("client went away mid-request: %s %s", scope.get("method"), scope.get("path"))
+
+
+class LoggedStarlette(Starlette):
+    """Starlette with :class:`AccessLog` outside its error middleware (``add_middleware`` puts it inside)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return AccessLog(super().build_middleware_stack())
 
 
 def create_app(store_root: str | Path) -> Starlette:
@@ -101,7 +139,7 @@ def create_app(store_root: str | Path) -> Starlette:
             service.close()
 
     api = Router(routes=api_routes(), redirect_slashes=False)
-    app = Starlette(
+    app = LoggedStarlette(
         routes=[
             Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
             *docs.routes,  # /, /docs and its assets
@@ -112,5 +150,5 @@ def create_app(store_root: str | Path) -> Starlette:
     )
     app.router.redirect_slashes = False
     app.state.service = service
-    app.add_middleware(AccessLog)
+    app.add_middleware(ClientGone)
     return app

@@ -1,4 +1,4 @@
-"""``dsexport serve``, ``dsexport user create`` and ``dsexport import``, registered on ``engine.cli.app``."""
+"""``dsexport serve``, ``dsexport user ...`` and ``dsexport import``, registered on ``engine.cli.app``."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
+import msgspec
 import typer
+from rich.table import Column, Table
 
-from engine.cli import StoreOption, _default_store, _user_errors, app, err
+from engine.cli import JsonOption, StoreOption, _default_store, _out, _user_errors, app, err
+from engine.errors import InvalidInput, NotFound
 from engine.store import Store
 
 __all__ = ["user_app"]
@@ -53,12 +56,64 @@ app.add_typer(user_app, name="user")
 def user_create(
     name: Annotated[str, typer.Argument(help="Username.")],
     store: StoreOption = None,  # type: ignore[assignment]
-    password: Annotated[Optional[str], typer.Option(help="Password for POST login (none: key only).")] = None,
+    password: Annotated[
+        Optional[str], typer.Option(help="Password for POST /login [default: none: the user can only use API keys].")
+    ] = None,
 ) -> None:
     """Create a user and print a new API key (only its hash is stored)."""
     with _user_errors(), Store.open(store or _default_store(), create=False) as opened:
-        _, key = opened.create_user(name, password or "")
+        _, key = opened.create_user(name, password)
     sys.stdout.write(key + "\n")
+
+
+@user_app.command("list")
+def user_list(store: StoreOption = None, json: JsonOption = False) -> None:  # type: ignore[assignment]
+    """List the users, whether each can log in by password, and how many live API keys each has."""
+    with _user_errors(), Store.open(store or _default_store(), create=False) as opened:
+        users = opened.list_users()
+    if json:
+        sys.stdout.buffer.write(msgspec.json.encode(users) + b"\n")
+        return
+    # Fits 80 columns with the id whole; --json also has each user's email and creation time.
+    table = Table("user", Column("user id", no_wrap=True, min_width=36), "password", "keys")
+    for u in users:
+        table.add_row(u["username"], u["id"], "yes" if u["password"] else "no (key only)", str(u["keys"]))
+    _out().print(table)
+
+
+key_app = typer.Typer(help="Issue or revoke a user's API keys.", no_args_is_help=True)
+user_app.add_typer(key_app, name="key")
+
+
+@key_app.command("issue")
+def key_issue(
+    name: Annotated[str, typer.Argument(help="Username.")],
+    store: StoreOption = None,  # type: ignore[assignment]
+) -> None:
+    """Print a new API key for a user (its earlier keys stay valid)."""
+    with _user_errors(), Store.open(store or _default_store(), create=False) as opened:
+        key = opened.issue_key(name)
+    sys.stdout.write(key + "\n")
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key: Annotated[Optional[str], typer.Argument(help="The API key to revoke.", show_default=False)] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="Revoke every key of this user instead.")] = None,
+    store: StoreOption = None,  # type: ignore[assignment]
+) -> None:
+    """Revoke one API key, or with --user every key of a user; requests with a revoked key get 401."""
+    with _user_errors():
+        if (key is None) == (user is None):
+            raise InvalidInput("revoke needs exactly one of: KEY, or --user NAME (every key of that user)")
+        with Store.open(store or _default_store(), create=False) as opened:
+            if user is not None:
+                count = opened.revoke_keys_of(user)
+                err.print(f"revoked {count} key(s) of {user}", highlight=False)
+            elif opened.revoke_key(key or ""):
+                err.print("revoked 1 key", highlight=False)
+            else:
+                raise NotFound("no user has that API key (already revoked?); `dsexport user list` shows the users")
 
 
 @user_app.command("give")
