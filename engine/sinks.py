@@ -252,7 +252,10 @@ class StdoutSink:
     """
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
-        self._stream = stream if stream is not None else sys.stdout.buffer
+        if stream is None:
+            sys.stdout.flush()  # text printed before goes first, then the binary layer below it
+            stream = sys.stdout.buffer
+        self._stream = stream
         try:
             self._fd: int | None = self._stream.fileno()
         except (OSError, ValueError):  # an in-memory stream (tests, embedding)
