@@ -3,8 +3,10 @@
 As root (CI runs as root) the folder is a tiny tmpfs, filled up but for
 ``room`` bytes: every write past that fails with ENOSPC, as on a full disk.
 Otherwise a child process started with :attr:`FullDisk.preexec` may write
-no file bigger than ``room`` bytes (RLIMIT_FSIZE): its writes past that
-fail with EFBIG (Python ignores SIGXFSZ), the same short write then error.
+no file bigger than ``file_limit`` bytes (RLIMIT_FSIZE): its writes past
+that fail with EFBIG (Python ignores SIGXFSZ), the same short write then
+error. That limit is per file, so it cannot stand in for a disk filled by
+many files together: such a test says ``needs_tmpfs`` and fails without root.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 __all__ = ["FullDisk", "full_disk"]
 
@@ -47,11 +51,18 @@ class FullDisk:
 
 
 @contextmanager
-def full_disk(folder: Path, room: int = 0) -> Iterator[FullDisk]:
-    """``folder``, created, with ``room`` bytes (rounded to pages) left to write."""
+def full_disk(
+    folder: Path, room: int = 0, *, file_limit: int | None = None, needs_tmpfs: bool = False
+) -> Iterator[FullDisk]:
+    """``folder``, created, with ``room`` bytes (rounded to pages) left to write.
+
+    Without root: a limit of ``file_limit`` (default ``room``) bytes a file.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
-        yield FullDisk(folder, room, mounted=False)
+        if needs_tmpfs:
+            pytest.fail("this full disk needs a tmpfs, which needs root (CI runs as root)")
+        yield FullDisk(folder, room if file_limit is None else file_limit, mounted=False)
         return
     subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={_TMPFS_BYTES}", "tmpfs", str(folder)], check=True)
     try:

@@ -205,8 +205,9 @@ def test_a_full_temporary_folder_is_a_message_not_a_traceback(tmp_path: Path, fm
     done = run("demo", "--store", str(root), "--items", "400", "--json")
     assert done.returncode == 0, done.stderr.decode()
     d = next(d for d in json.loads(done.stdout) if d["format"] == fmt)
-    # 8 KiB of room: Python's probe of TMPDIR fits, the spools do not.
-    with full_disk(tmp_path / "tmp", room=8 << 10) as disk:
+    # 8 KiB of room: Python's probe of TMPDIR fits, the spools do not. A size limit a
+    # file cannot stand in: the store's own files would hit it before the CSV spool.
+    with full_disk(tmp_path / "tmp", room=8 << 10, needs_tmpfs=True) as disk:
         done = run(
             "export", "--store", str(root), d["dataset_id"], d["version_id"], "-f", fmt, "-o", "-", "--no-progress",
             env={"TMPDIR": str(disk.folder)}, preexec_fn=disk.preexec,
