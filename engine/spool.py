@@ -17,6 +17,7 @@ size-limited temporary folder) raises :class:`OutputError` naming the folder.
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import tempfile
 import zlib
@@ -168,24 +169,46 @@ class SpillingClaims:
             return True
         self._flush()
         assert self._db is not None
-        return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?, ?)", (key, value)).rowcount == 1
+        try:
+            return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?, ?)", (key, value)).rowcount == 1
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
 
     def value(self, key: str) -> str | None:
         if self._memory is not None:
             return self._memory.get(key)
         self._flush()
         assert self._db is not None
-        row = self._db.execute("SELECT value FROM taken WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._db.execute("SELECT value FROM taken WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
         return None if row is None else row[0]
 
     def _flush(self) -> None:
         if self._pending:
             assert self._db is not None
-            self._db.executemany("INSERT INTO taken VALUES (?, ?)", self._pending)
+            try:
+                self._db.executemany("INSERT INTO taken VALUES (?, ?)", self._pending)
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from None
             self._pending.clear()
+
+    def _failed(self, exc: sqlite3.Error | OSError) -> OutputError:
+        """The table's error as the user's: SQLITE_FULL is a full disk like ENOSPC."""
+        if isinstance(exc, sqlite3.Error):
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            exc = OSError(errno.ENOSPC if full else errno.EIO, str(exc))
+        return spool_error(exc, f"a temporary file in {self._directory or tempfile.gettempdir()}")
 
     def _spill(self) -> None:
         """Move the in-memory keys to a temporary on-disk table."""
+        try:
+            self._open_table()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._failed(exc) from None
+
+    def _open_table(self) -> None:
         self._tmp = tempfile.NamedTemporaryFile(prefix="dsexport-names-", suffix=".sqlite3", dir=self._directory)
         db = sqlite3.connect(self._tmp.name, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=OFF")
