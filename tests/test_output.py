@@ -94,6 +94,16 @@ def test_a_full_disk_mid_write_fails_the_export_and_leaves_nothing(demo, referen
             assert listing(disk.folder) == []  # neither the archive nor its temporary file
 
 
+def test_standard_output_on_dev_full_is_a_message(demo):
+    with open("/dev/full", "wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "engine", *export_args(demo), "-o", "-"],
+            stdout=stdout, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        )
+    message = one_line_error(done)
+    assert "no space left" in message and "standard output" in message
+
+
 # -- what -o does to what is already at the path -------------------------------
 
 
