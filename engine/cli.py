@@ -1,14 +1,16 @@
 """The ``dsexport`` command line (Typer, with Rich for tables and progress).
 
 Every failure the product names (an unknown id, a bad format, a missing
-blob, an unwritable output) ends with its message on stderr and exit
-status 2; Ctrl-C ends with 130 after the partial output is removed.
+blob, an unwritable output, a full disk) ends with its message on stderr
+and exit status 2. Ctrl-C, SIGTERM and SIGHUP end alike, after the partial
+output is removed, with 128 + the signal's number (130, 143, 129).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -126,17 +128,38 @@ def _report_retries() -> None:
     set_on_retry_hooks([hook])
 
 
+#: The signal that stopped the command: SIGINT, or SIGTERM/SIGHUP forwarded as it.
+_stopped_by = signal.SIGINT
+
+
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP stop a command the way Ctrl-C does.
+
+    The running event loop's own SIGINT handler is called (trio delivers the
+    interrupt where it is safe; asyncio cancels its main task), so the
+    export unwinds and its sink removes the temporary file; outside a loop
+    KeyboardInterrupt is raised here. The exit status remembers which signal.
+    """
+    global _stopped_by
+    _stopped_by = signal.Signals(signum)
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:  # SIGINT ignored (a background job): still stop
+        raise KeyboardInterrupt
+
+
 @contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the product's errors into a message and exit 2; Ctrl-C into 130."""
+def _user_errors(interrupted: str = "partial output removed") -> Iterator[None]:
+    """Turn the product's errors into a message and exit 2; a stopping signal into 128 + its number."""
     try:
         yield
     except DsexportError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
-        err.print("interrupted; partial output removed")
-        raise typer.Exit(130) from None
+        err.print(f"interrupted by {_stopped_by.name}; {interrupted}", highlight=False)
+        raise typer.Exit(128 + _stopped_by) from None
 
 
 def _open_store(store: Path | None, *, create: bool) -> Store:
@@ -351,7 +374,7 @@ def download(
 
     show = progress if progress is not None else err.is_terminal
     _report_retries()
-    with _user_errors():
+    with _user_errors("run the same command again to resume the download"):
         url, key = credentials(backend_url, apikey)
         result = Client(url, key, timeout=timeout).download_dataset(
             dataset_id,
@@ -415,7 +438,10 @@ def export_all(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; SIGTERM and SIGHUP stop it as Ctrl-C does (unless ignored, as under nohup)."""
+    for stopping in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(stopping) == signal.SIG_DFL:
+            signal.signal(stopping, _stop_like_ctrl_c)
     app()
 
 

@@ -167,7 +167,7 @@ class ExportJob:
         for entry in self.format.finish():
             self.writer.write(entry.path, entry.data)
         size = self.writer.close()
-        self.sink.commit()
+        self.sink.commit(size)
         if self.progress is not None:
             self.progress(self.items_done, size)
         return size

@@ -11,18 +11,23 @@
   a 5-million-item export does not hold 5 million names in RAM.
 
 Both clean up after themselves: temporary files are deleted on close, even
-when the export fails.
+when the export fails. A spool that cannot be written (a full or
+size-limited temporary folder) raises :class:`OutputError` naming the folder.
 """
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import tempfile
 import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-__all__ = ["FileSpool", "RecordWriter", "SpillingClaims", "SpooledBlob"]
+from engine.errors import OutputError
+from engine.sinks import describe_write_error
+
+__all__ = ["FileSpool", "RecordWriter", "SpillingClaims", "SpooledBlob", "close_quietly", "spool_error"]
 
 _CHUNK = 1 << 20
 
@@ -41,15 +46,30 @@ class SpooledBlob:
             yield chunk
 
     def close(self) -> None:
-        self._file.close()
+        close_quietly(self._file)
+
+
+def close_quietly(file: BinaryIO) -> None:
+    """Close a spool being thrown away: a failed flush of its last bytes (full disk) no longer matters."""
+    try:
+        file.close()
+    except OSError:
+        pass
+
+
+def spool_error(exc: OSError, where: str) -> OutputError:
+    """A spool's OSError as the user's error, naming ``where`` (a full disk is the usual cause)."""
+    return OutputError(f"{describe_write_error(exc, where)} (set TMPDIR to a folder with more room)")
 
 
 class RecordWriter:
     """Records written to a file with a separator between them, counting bytes, records and CRC-32."""
 
-    def __init__(self, file: BinaryIO, separator: bytes = b"") -> None:
+    def __init__(self, file: BinaryIO, separator: bytes = b"", where: str = "a temporary file") -> None:
         self._file = file
         self._separator = separator
+        #: What a write error names: the file, or the folder of an unnamed temporary file.
+        self.where = where
         #: Records written so far, bytes written (framing included) and their CRC-32.
         self.records = 0
         self.size = 0
@@ -62,7 +82,10 @@ class RecordWriter:
         self.records += 1
 
     def _put(self, data: bytes) -> None:
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as exc:  # try costs nothing here: this runs once per record
+            raise spool_error(exc, self.where) from None
         self.size += len(data)
         self.crc = zlib.crc32(data, self.crc)
 
@@ -82,7 +105,12 @@ class FileSpool(RecordWriter):
         separator: bytes = b"",
         tail: bytes = b"",
     ) -> None:
-        super().__init__(tempfile.TemporaryFile(prefix="dsexport-spool-", dir=directory), separator)
+        where = f"a temporary file in {directory or tempfile.gettempdir()}"
+        try:
+            file = tempfile.TemporaryFile(prefix="dsexport-spool-", dir=directory)
+        except OSError as exc:
+            raise spool_error(exc, where) from None
+        super().__init__(file, separator, where)
         self._tail = tail
         if head:
             self._put(head)
@@ -90,11 +118,14 @@ class FileSpool(RecordWriter):
     def close(self) -> SpooledBlob:
         if self._tail:
             self._put(self._tail)
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise spool_error(exc, self.where) from None
         return SpooledBlob(self._file, self.size, self.crc)
 
     def discard(self) -> None:
-        self._file.close()
+        close_quietly(self._file)
 
 
 class SpillingClaims:
@@ -138,24 +169,46 @@ class SpillingClaims:
             return True
         self._flush()
         assert self._db is not None
-        return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?, ?)", (key, value)).rowcount == 1
+        try:
+            return self._db.execute("INSERT OR IGNORE INTO taken VALUES (?, ?)", (key, value)).rowcount == 1
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
 
     def value(self, key: str) -> str | None:
         if self._memory is not None:
             return self._memory.get(key)
         self._flush()
         assert self._db is not None
-        row = self._db.execute("SELECT value FROM taken WHERE key = ?", (key,)).fetchone()
+        try:
+            row = self._db.execute("SELECT value FROM taken WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
         return None if row is None else row[0]
 
     def _flush(self) -> None:
         if self._pending:
             assert self._db is not None
-            self._db.executemany("INSERT INTO taken VALUES (?, ?)", self._pending)
+            try:
+                self._db.executemany("INSERT INTO taken VALUES (?, ?)", self._pending)
+            except sqlite3.Error as exc:
+                raise self._failed(exc) from None
             self._pending.clear()
+
+    def _failed(self, exc: sqlite3.Error | OSError) -> OutputError:
+        """The table's error as the user's: SQLITE_FULL is a full disk like ENOSPC."""
+        if isinstance(exc, sqlite3.Error):
+            full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            exc = OSError(errno.ENOSPC if full else errno.EIO, str(exc))
+        return spool_error(exc, f"a temporary file in {self._directory or tempfile.gettempdir()}")
 
     def _spill(self) -> None:
         """Move the in-memory keys to a temporary on-disk table."""
+        try:
+            self._open_table()
+        except (sqlite3.Error, OSError) as exc:
+            raise self._failed(exc) from None
+
+    def _open_table(self) -> None:
         self._tmp = tempfile.NamedTemporaryFile(prefix="dsexport-names-", suffix=".sqlite3", dir=self._directory)
         db = sqlite3.connect(self._tmp.name, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=OFF")

@@ -55,6 +55,7 @@ import zipstream
 from zipstream.ng import ZIP64_ESTIMATE_FACTOR, ZipStreamInfo
 
 from engine.errors import ContentError, InvalidInput
+from engine.spool import close_quietly, spool_error
 
 if TYPE_CHECKING:
     from formats.base import Blob, Content
@@ -102,7 +103,11 @@ class SpooledCentralDirectory:
     _BLOCK = 1 << 20
 
     def __init__(self) -> None:
-        self._file: BinaryIO = tempfile.TemporaryFile(prefix="dsexport-cd-")
+        self._where = f"a temporary file in {tempfile.gettempdir()}"
+        try:
+            self._file: BinaryIO = tempfile.TemporaryFile(prefix="dsexport-cd-")
+        except OSError as exc:
+            raise spool_error(exc, self._where) from None
         self._count = 0
 
     def append(self, zinfo: ZipStreamInfo) -> None:
@@ -111,12 +116,18 @@ class SpooledCentralDirectory:
 
     def append_record(self, record: bytes) -> None:
         """Spool an already packed central-directory record (the fast path)."""
-        self._file.write(record)
+        try:
+            self._file.write(record)
+        except OSError as exc:
+            raise spool_error(exc, self._where) from None
         self._count += 1
 
     def append_records(self, records: bytes, count: int) -> None:
         """Spool ``count`` packed records at once (a stitched part's, relocated)."""
-        self._file.write(records)
+        try:
+            self._file.write(records)
+        except OSError as exc:
+            raise spool_error(exc, self._where) from None
         self._count += count
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -131,12 +142,15 @@ class SpooledCentralDirectory:
         return self._count
 
     def __iter__(self) -> Iterator[_SpooledBlock]:
-        self._file.seek(0)
+        try:
+            self._file.seek(0)  # writes what is still buffered
+        except OSError as exc:
+            raise spool_error(exc, self._where) from None
         while block := self._file.read(self._BLOCK):
             yield _SpooledBlock(block)
 
     def close(self) -> None:
-        self._file.close()
+        close_quietly(self._file)
 
 
 class _SpooledBlock:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import zlib
 
+import pytest
+from full_disk import full_disk
+
+from engine.errors import OutputError
 from engine.spool import FileSpool, SpillingClaims
 
 
@@ -54,3 +58,14 @@ def test_claim_values_survive_spilling():
     assert not claims.claim("item:2", "changed")
     assert claims.value("item:2") == "b~2.jpg"
     claims.close()
+
+
+def test_claims_on_a_full_temporary_folder_are_a_message(tmp_path):
+    """Past SQLite's 2 MiB cache the table is written to disk: a full one is an OutputError naming it."""
+    with full_disk(tmp_path / "tmp", room=8 << 10, needs_tmpfs=True) as disk:
+        claims = SpillingClaims(memory_limit=10, directory=str(disk.folder))
+        with pytest.raises(OutputError, match=f"no space left .* in {disk.folder}"):
+            for i in range(200_000):
+                claims.claim(f"train/a-rather-long-file-name-{i:08d}.jpg")
+        claims.close()
+        assert [p.name for p in disk.folder.iterdir() if p.name != ".filler"] == []

@@ -12,13 +12,18 @@ Every try that adds bytes earns a fresh set of retries; only tries that add
 nothing count against the limit, so a long download over a flaky link
 finishes as long as it keeps moving. When it is complete (its length equals
 the server's), ``.part`` becomes the file and the record is removed.
+
+A disk that cannot take the bytes (full, quota, size limit) ends the
+download with :class:`OutputError` naming the file; what reached the disk
+is kept to resume, as after a dropped connection.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
@@ -27,6 +32,7 @@ import msgspec
 
 from engine.client.api import RemoteApi, TransientStatus, is_transient
 from engine.errors import ArchiveError, OutputError, RemoteError
+from engine.sinks import describe_write_error
 
 __all__ = ["Downloaded", "download_archive"]
 
@@ -86,7 +92,16 @@ class _Download:
         return record if record.url == self.url else _PartRecord(url=self.url)
 
     def _save_record(self) -> None:
-        self.record_path.write_bytes(msgspec.json.encode(self.record))
+        with self._disk_errors(self.record_path):
+            self.record_path.write_bytes(msgspec.json.encode(self.record))
+
+    @contextmanager
+    def _disk_errors(self, path: Path) -> Iterator[None]:
+        """OSError of a file of ours -> OutputError naming it (httpx wraps every network OSError in its own errors)."""
+        try:
+            yield
+        except OSError as exc:
+            raise OutputError(describe_write_error(exc, str(path))) from None
 
     async def run(self) -> Downloaded:
         try:
@@ -103,13 +118,14 @@ class _Download:
             if not self.offset:  # nothing worth resuming: leave nothing behind
                 self.part.unlink(missing_ok=True)
                 self.record_path.unlink(missing_ok=True)
-            elif isinstance(exc, RemoteError):
-                raise RemoteError(f"{exc}; the {self.offset:,} bytes received are kept in {self.part} to resume") from None
+            elif isinstance(exc, (RemoteError, OutputError)):
+                raise type(exc)(f"{exc}; the {self.offset:,} bytes received are kept in {self.part} to resume") from None
             raise
         total = self.record.total
         if total is not None and self.offset != total:
             raise ArchiveError(f"download of {self.url} ended at {self.offset} of {total} bytes; run again to resume")
-        os.replace(self.part, self.target)
+        with self._disk_errors(self.target):
+            os.replace(self.part, self.target)
         self.record_path.unlink(missing_ok=True)
         return Downloaded(
             path=str(self.target),
@@ -164,18 +180,23 @@ class _Download:
         self._save_record()
 
     async def _receive(self, response: httpx.Response) -> None:
-        """Append the body in ~1 MiB writes; what arrived before a failure is written too."""
-        async with await anyio.open_file(self.part, "r+b") as out:
-            await out.seek(self.offset)
-            pending = bytearray()
-            try:
-                async for chunk in response.aiter_raw():  # as it arrives: a cut loses nothing received
-                    pending += chunk
-                    if len(pending) >= CHUNK:
+        """Append the body in ~1 MiB writes; what arrived before a failure is written too.
+
+        On cancellation the bytes already received are written (shielded)
+        and the file closed, so a resume starts after them.
+        """
+        with self._disk_errors(self.part):
+            async with await anyio.open_file(self.part, "r+b") as out:
+                await out.seek(self.offset)
+                pending = bytearray()
+                try:
+                    async for chunk in response.aiter_raw():  # as it arrives: a cut loses nothing received
+                        pending += chunk
+                        if len(pending) >= CHUNK:
+                            await self._flush(out, pending)
+                finally:
+                    with anyio.CancelScope(shield=True):
                         await self._flush(out, pending)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await self._flush(out, pending)
 
     async def _flush(self, out: anyio.AsyncFile[bytes], pending: bytearray) -> None:
         if not pending:

@@ -6,10 +6,13 @@ it reads); this module adds what ``ZipFile.extractall`` does not do:
 * the whole archive is verified before the first file is written, so a
   corrupt archive extracts nothing;
 * every entry name is checked before the first file is written: absolute
-  paths, drive letters, ``..`` components, NUL bytes and symbolic links are
-  refused with an error that names the entry (``extractall`` silently
-  rewrites such names instead, which hides a hostile archive), and so is a
-  path that would pass through a symbolic link already in the folder.
+  paths, drive letters, ``..`` components, NUL bytes, names flagged UTF-8
+  that are not, and symbolic links are refused with an error that names
+  the entry (``extractall`` silently rewrites such names instead, which
+  hides a hostile archive), and so is a path that would pass through a
+  symbolic link already in the folder;
+* the entries are written into a staging folder and moved into place once
+  all are written, so a full disk leaves the folder as it was.
 """
 
 from __future__ import annotations
@@ -17,14 +20,19 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from engine.errors import ArchiveError, OutputError, UnsafeArchive
+from engine.sinks import describe_write_error
 
 __all__ = ["Extracted", "extract_archive", "verify_archive"]
 
 _CHUNK = 1 << 20
+_UTF8_FLAG = 0x800
 
 
 def verify_archive(path: Path, expected_size: int | None = None) -> int:
@@ -33,7 +41,7 @@ def verify_archive(path: Path, expected_size: int | None = None) -> int:
     if expected_size is not None and size != expected_size:
         raise ArchiveError(f"{path} has {size:,} bytes, the server announced {expected_size:,}")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with _opened(path) as archive:
             infos = archive.infolist()
             for info in infos:
                 if info.is_dir():
@@ -48,11 +56,14 @@ def verify_archive(path: Path, expected_size: int | None = None) -> int:
     return len(infos)
 
 
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    """An entry's name as the archive holds it (zipfile cuts it at a NUL byte)."""
+    return info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_FLAG else "cp437")
+
+
 def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
     """Why an entry may not be extracted, or None if it may."""
     name = info.filename
-    if "\0" in name:
-        return "its name holds a NUL byte"
     mode = info.external_attr >> 16
     if info.create_system == 3 and stat.S_ISLNK(mode):
         return "it is a symbolic link"
@@ -66,6 +77,11 @@ def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
 
 def _destination(root: Path, info: zipfile.ZipInfo) -> Path:
     """Where ``info`` goes under ``root``; UnsafeArchive if anywhere else."""
+    if "\0" in info.orig_filename:
+        raise UnsafeArchive(
+            f"archive entry {_raw_name(info)!r} has a NUL byte in its name, which would cut it short; "
+            "nothing was extracted"
+        )
     reason = _unsafe_reason(info)
     if reason is None:
         dest = root.joinpath(*[p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")])
@@ -79,6 +95,19 @@ def _destination(root: Path, info: zipfile.ZipInfo) -> Path:
     )
 
 
+@contextmanager
+def _opened(path: Path) -> Iterator[zipfile.ZipFile]:
+    """``path`` as a ZipFile; a name flagged UTF-8 that is not is UnsafeArchive naming its bytes."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except UnicodeDecodeError as exc:
+        raise UnsafeArchive(
+            f"archive entry {exc.object!r} is flagged as a UTF-8 name but is not valid UTF-8; nothing was extracted"
+        ) from None
+    with archive:
+        yield archive
+
+
 class Extracted:
     """What :func:`extract_archive` wrote."""
 
@@ -87,25 +116,86 @@ class Extracted:
 
 
 def extract_archive(path: Path, folder: Path) -> Extracted:
-    """Extract a verified archive into ``folder`` (created if need be)."""
+    """Extract a verified archive into ``folder`` (created if need be), whole or not at all.
+
+    The entries are written into a hidden staging folder inside ``folder``
+    (same file system: moving them is a rename) and moved into place only
+    once all are written. If writing fails (a full disk), the staging
+    folder is removed and ``folder`` is as it was, down to files the archive
+    would have replaced; a folder created here is removed again.
+    """
+    made = _make_folder(folder)
+    root = Path(os.path.realpath(folder))
+    try:
+        with _opened(path) as archive:
+            plan = [(info, _destination(root, info)) for info in archive.infolist()]
+            _check_room_for(root, plan)
+            staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=root))
+            try:
+                files, written = _write_all(archive, plan, root, staging)
+                _move_into(staging, root)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        for created in made:  # deepest first; only if still empty
+            try:
+                created.rmdir()
+            except OSError:
+                break
+        raise
+    return Extracted(root, files, written)
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and missing parents; return those created, deepest first."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {folder}: {exc.strerror or exc}") from None
-    root = Path(os.path.realpath(folder))
+    return missing
+
+
+def _check_room_for(root: Path, plan: list[tuple[zipfile.ZipInfo, Path]]) -> None:
+    """Refuse, before writing anything, an entry whose place holds a file of the other kind."""
+    for info, dest in plan:
+        for parent in dest.relative_to(root).parents:
+            here = root / parent
+            if parent != Path(".") and here.exists() and not here.is_dir():
+                raise OutputError(f"cannot extract {info.filename!r}: {here} is a file, not a folder; nothing was extracted")
+        if dest.is_dir() and not info.is_dir():
+            raise OutputError(f"cannot extract {info.filename!r}: {dest} is a folder; nothing was extracted")
+
+
+def _write_all(archive: zipfile.ZipFile, plan: list[tuple[zipfile.ZipInfo, Path]], root: Path, staging: Path) -> tuple[int, int]:
+    """Write every entry under ``staging``, at its place relative to ``root``; return (files, bytes)."""
     files = written = 0
-    with zipfile.ZipFile(path) as archive:
-        plan = [(info, _destination(root, info)) for info in archive.infolist()]
-        for info, dest in plan:
-            try:
-                if info.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as source, open(dest, "wb") as out:
-                    shutil.copyfileobj(source, out, _CHUNK)
-            except OSError as exc:
-                raise OutputError(f"cannot extract {info.filename!r} to {dest}: {exc.strerror or exc}") from None
-            files += 1
-            written += info.file_size
-    return Extracted(root, files, written)
+    for info, dest in plan:
+        staged = staging / dest.relative_to(root)
+        try:
+            if info.is_dir():
+                staged.mkdir(parents=True, exist_ok=True)
+                continue
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, open(staged, "wb") as out:
+                shutil.copyfileobj(source, out, _CHUNK)
+        except OSError as exc:
+            raise OutputError(
+                f"{describe_write_error(exc, str(dest))} (extracting {info.filename!r}); nothing was extracted"
+            ) from None
+        files += 1
+        written += info.file_size
+    return files, written
+
+
+def _move_into(staging: Path, target: Path) -> None:
+    """Rename what is in ``staging`` into ``target``: a whole subtree at once where ``target`` has none yet."""
+    for entry in staging.iterdir():
+        dest = target / entry.name
+        try:
+            if entry.is_dir() and dest.is_dir():
+                _move_into(entry, dest)
+            else:
+                os.replace(entry, dest)
+        except OSError as exc:
+            raise OutputError(f"cannot move {entry.name!r} into {target}: {exc.strerror or exc}") from None

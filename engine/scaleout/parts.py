@@ -139,7 +139,7 @@ class _PartJob(ExportJob):
         self.writer.save_central_directory(self._file(".cd"))
         size = self.writer.bytes_written
         self.writer.discard()  # no footer: the driver writes the one central directory
-        self.sink.commit()
+        self.sink.commit(size)
         self.claims.save()
         self.pieces = [spool.keep() for spool in self.spools]  # type: ignore[attr-defined]
         return size

@@ -130,7 +130,7 @@ def stitch(
     sink = FileSink(output)
     try:
         size, entries = _write(plan, options, parts, run_dir, sink)
-        sink.commit()
+        sink.commit(size)
     except BaseException:
         sink.abort()
         raise

@@ -118,7 +118,7 @@ class _AsgiSink:
         if self._sending is not None:
             self._sending.cancel()
 
-    def commit(self) -> None:
+    def commit(self, size: int | None = None) -> None:
         pass
 
     def abort(self) -> None:
