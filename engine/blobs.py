@@ -26,7 +26,7 @@ import sqlite3
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,15 +112,23 @@ class SizedBlob:
 class BlobStore:
     """The ``blobs`` table and the ``blobs/`` folder of one store.
 
-    ``lock`` is the store's write lock: a blob row is one autocommit INSERT,
-    taken under the lock so it never lands inside another thread's
-    transaction on the shared connection. Readers pass no lock.
+    ``connection`` gives the calling thread's connection of the store, so an
+    existence check sees committed rows (and the caller's own transaction),
+    never another thread's uncommitted ones. ``lock`` is the store's write
+    lock: a blob row is one autocommit INSERT, taken under the lock so
+    writers queue in order. Readers pass no lock.
     """
 
-    def __init__(self, root: Path, db: sqlite3.Connection, lock: threading.RLock | None = None) -> None:
+    def __init__(
+        self, root: Path, connection: Callable[[], sqlite3.Connection], lock: threading.RLock | None = None
+    ) -> None:
         self.root = root
-        self._db = db
+        self._connection = connection
         self._lock = lock
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._connection()
 
     def path_for(self, sha256: str) -> Path:
         """Where the file of a (large) blob lives."""
