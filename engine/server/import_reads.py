@@ -1,0 +1,171 @@
+"""Reading an import archive's entries in bounded memory, within limits an operator can set.
+
+Why: an archive's declared sizes are the sender's to choose. Three 192 MiB
+texts in a 4.7 MB archive once added 400 MiB to the server, and a
+million-entry archive costs ``zipfile`` about 600 bytes of memory per entry
+before any check can run. So every read here is bounded: a text item at
+most :data:`MAX_TEXT`, a line of a list or CSV file at most
+:data:`MAX_TEXT`, a JSON document (``config.json``) at most
+:data:`MAX_DOCUMENT`; SPACY_NER split files are streamed a document at a
+time, CSV and list files a line at a time; and the entry count is read from
+the archive's end record before ``zipfile`` loads the central directory.
+
+Limits (bytes or counts; environment variables read at start-up):
+
+- ``DSEXPORT_IMPORT_MAX_TEXT`` (16 MiB): one text item, one line.
+- ``DSEXPORT_IMPORT_MAX_DOCUMENT`` (64 MiB): one JSON document read whole.
+- ``DSEXPORT_IMPORT_MAX_ENTRIES`` (1,000,000): entries in one archive.
+- ``DSEXPORT_IMPORT_MAX_UPLOAD`` (16 GiB): one uploaded archive (HTTP).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import ijson
+import msgspec
+
+from engine.errors import InvalidInput
+
+__all__ = [
+    "MAX_DOCUMENT",
+    "MAX_IMPORT_ENTRIES",
+    "MAX_TEXT",
+    "MAX_UPLOAD",
+    "check_entry_count",
+    "iter_json_array",
+    "open_text",
+    "read_json",
+    "read_text",
+    "text_lines",
+]
+
+
+def _limit(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise InvalidInput(f"{name} must be at least 1, got {value}")
+    return value
+
+
+MAX_TEXT = _limit("DSEXPORT_IMPORT_MAX_TEXT", 16 << 20)
+MAX_DOCUMENT = _limit("DSEXPORT_IMPORT_MAX_DOCUMENT", 64 << 20)
+MAX_IMPORT_ENTRIES = _limit("DSEXPORT_IMPORT_MAX_ENTRIES", 1_000_000)
+MAX_UPLOAD = _limit("DSEXPORT_IMPORT_MAX_UPLOAD", 16 << 30)
+
+
+def _bad(message: str) -> InvalidInput:
+    return InvalidInput(f"rejected archive: {message}")
+
+
+def _size(limit: int) -> str:
+    return f"{limit >> 20} MiB" if limit >= 1 << 20 and not limit % (1 << 20) else f"{limit} bytes"
+
+
+def check_entry_count(archive: str | Path | IO[bytes]) -> None:
+    """InvalidInput if the archive's end record declares more than :data:`MAX_IMPORT_ENTRIES` entries.
+
+    Runs before ``zipfile.ZipFile`` reads the central directory, whose
+    ZipInfo objects are the cost being bounded. ``zipfile`` has no public
+    way to read only the end record, so this uses its ``_EndRecData`` (the
+    function ZipFile itself calls first; zip64 included). Anything it cannot
+    read is left for ZipFile to reject with its own message.
+    """
+    if isinstance(archive, (str, Path)):
+        with open(archive, "rb") as f:
+            check_entry_count(f)
+        return
+    try:
+        start = archive.tell()
+        end = zipfile._EndRecData(archive)  # type: ignore[attr-defined]
+        archive.seek(start)
+    except (OSError, ValueError, AttributeError):
+        return
+    if end is None:
+        return
+    count = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
+    if count > MAX_IMPORT_ENTRIES:
+        raise _bad(
+            f"the archive declares {count} entries; at most {MAX_IMPORT_ENTRIES} are accepted"
+            " (DSEXPORT_IMPORT_MAX_ENTRIES)"
+        )
+
+
+def _check_declared(zf: zipfile.ZipFile, name: str, limit: int, what: str, setting: str) -> None:
+    size = zf.getinfo(name).file_size
+    if size > limit:
+        raise _bad(f"{name}: {what} of {size} bytes; at most {_size(limit)} are accepted ({setting})")
+
+
+def read_text(zf: zipfile.ZipFile, name: str) -> str:
+    """A text item's entry as UTF-8, at most :data:`MAX_TEXT` bytes (read no further than that)."""
+    _check_declared(zf, name, MAX_TEXT, "a text", "DSEXPORT_IMPORT_MAX_TEXT")
+    with zf.open(name) as f:
+        data = f.read(MAX_TEXT + 1)  # zipfile stops at the declared size; this bounds a lying one too
+    if len(data) > MAX_TEXT:
+        raise _bad(f"{name}: a text longer than {_size(MAX_TEXT)} (DSEXPORT_IMPORT_MAX_TEXT)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad(f"{name} is not UTF-8 text") from None
+
+
+def read_json(zf: zipfile.ZipFile, name: str, kind: type) -> Any:
+    """A small JSON document (a config) decoded as ``kind``, at most :data:`MAX_DOCUMENT` bytes."""
+    _check_declared(zf, name, MAX_DOCUMENT, "a JSON document", "DSEXPORT_IMPORT_MAX_DOCUMENT")
+    with zf.open(name) as f:
+        data = f.read(MAX_DOCUMENT + 1)
+    if len(data) > MAX_DOCUMENT:
+        raise _bad(f"{name}: a JSON document longer than {_size(MAX_DOCUMENT)} (DSEXPORT_IMPORT_MAX_DOCUMENT)")
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _bad(f"{name} is not valid: {exc}") from None
+
+
+def open_text(zf: zipfile.ZipFile, name: str) -> io.TextIOWrapper:
+    """An entry as a stream of UTF-8 text (decoding errors surface as InvalidInput in :func:`text_lines`)."""
+    return io.TextIOWrapper(zf.open(name), encoding="utf-8", newline="")
+
+
+def text_lines(zf: zipfile.ZipFile, name: str) -> Iterator[str]:
+    """The lines of a list file (no line ends), one at a time, each at most :data:`MAX_TEXT` characters."""
+    with open_text(zf, name) as f:
+        n = 0
+        try:
+            while line := f.readline(MAX_TEXT + 1):
+                n += 1
+                if len(line) > MAX_TEXT and not line.endswith("\n"):
+                    raise _bad(f"{name} line {n}: longer than {_size(MAX_TEXT)} (DSEXPORT_IMPORT_MAX_TEXT)")
+                yield line.rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise _bad(f"{name} is not UTF-8 text") from None
+
+
+def iter_json_array(zf: zipfile.ZipFile, name: str, kind: type) -> Iterator[Any]:
+    """The elements of a JSON array entry decoded as ``kind``, one at a time (ijson streams the entry)."""
+    with zf.open(name) as f:
+        try:
+            events = ijson.parse(f, use_float=True)
+            if next(events, None) != ("", "start_array", None):
+                raise _bad(f"{name} is not valid: expected a JSON array")
+            for n, element in enumerate(ijson.items(events, "item")):
+                try:
+                    yield msgspec.convert(element, kind)
+                except msgspec.ValidationError as exc:
+                    raise _bad(f"{name} is not valid: {exc} (element {n})") from None
+        except ijson.JSONError as exc:
+            raise _bad(f"{name} is not valid JSON: {str(exc).splitlines()[0]}") from None
+        except UnicodeDecodeError:
+            raise _bad(f"{name} is not UTF-8 text") from None
