@@ -983,6 +983,25 @@ class Store(StoreReader):
         held only for the batch, large ``data`` is stored as a file at once.
         """
         _, content_type = self._version_row(version_id)
+        with self._bulk_cache():
+            return self._add_items(version_id, content_type, rows, batch)
+
+    @contextmanager
+    def _bulk_cache(self) -> Iterator[None]:
+        """The 32 MiB page cache for a bulk load on any thread's connection, given back afterwards.
+
+        Why: connections of further threads keep a small cache (a server has
+        many), but a bulk load rewrites index pages all over the file.
+        """
+        db = self._db
+        before = db.execute("PRAGMA cache_size").fetchone()[0]
+        db.execute("PRAGMA cache_size=-32768")
+        try:
+            yield
+        finally:
+            db.execute(f"PRAGMA cache_size={int(before)}")
+
+    def _add_items(self, version_id: str, content_type: str, rows: Iterable[NewItem], batch: int) -> int:
         split_ids = {s.id for s in self.splits(version_id)}
         label_ids = {label.id for label in self.labels(version_id)}
         check_all = content_type == ContentType.NER.value  # spans must be checked against the text
