@@ -83,7 +83,11 @@ def check_entry_count(archive: str | Path | IO[bytes]) -> None:
     read is left for ZipFile to reject with its own message.
     """
     if isinstance(archive, (str, Path)):
-        with open(archive, "rb") as f:
+        try:
+            f = open(archive, "rb")
+        except OSError:
+            return  # ZipFile says why it cannot be read
+        with f:
             check_entry_count(f)
         return
     try:

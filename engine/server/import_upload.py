@@ -42,6 +42,7 @@ async def capped_form(request: Request) -> AsyncIterator[FormData]:
     receive = request.receive
 
     async def counted() -> Message:
+        """The next body message, counted; cancelled, it leaves the count as it was (nothing is stored)."""
         nonlocal seen
         message = await receive()
         if message["type"] == "http.request":
