@@ -15,17 +15,24 @@ All or nothing, in three steps:
    CRC), and every member is read through the guard, so a corrupt or short
    entry is an error naming it.
 2. **Read the layout** of the format into a plan (labels, splits, items with
-   their annotations and the member holding their content). A layout that
-   does not fit (no ``.names`` in a YOLO archive, a CSV archive without its
-   config, a text file that is not UTF-8, nesting deeper than the format
-   has, a format that cannot hold the version's content type) is an
-   ``InvalidInput`` naming the entry: HTTP 400, CLI exit 2.
+   their annotations and the member holding their content), holding no
+   store lock. The plan is spooled to a temporary file
+   (``engine.server.import_plan``) and entries are read in bounded memory
+   within operator-set limits (``engine.server.import_reads``: a text at
+   most 16 MiB, at most 1,000,000 entries, checked before ``zipfile`` loads
+   the central directory). A layout that does not fit (no ``.names`` in a
+   YOLO archive, a CSV archive without its config, a text file that is not
+   UTF-8 or too long, nesting deeper than the format has, a format that
+   cannot hold the version's content type) is an ``InvalidInput`` naming the
+   entry: HTTP 400, CLI exit 2.
 3. **Ingest** in one store transaction: labels and splits are matched by
-   name (missing ones created), items added with their content and
-   annotations. Any failure rolls the transaction back, so the version is
-   exactly as it was. (Blob files of 64 KiB and more are written before the
-   commit; they are content-addressed, so one left by a failed import is
-   unreferenced and harmless.)
+   name (missing ones created), items streamed from the plan with their
+   content and annotations. Any failure rolls the transaction back, so the
+   version is exactly as it was. (Blob files of 64 KiB and more are written
+   before the commit; they are content-addressed, so one left by a failed
+   import is unreferenced and harmless.) Other requests' reads run beside
+   the transaction and see none of it until it commits; other writes wait
+   for it.
 
 Choices where the export loses information: FOLDERS and CSV cannot tell an
 item in two splits from two items, so they import as two; a FOLDERS file
