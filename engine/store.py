@@ -982,8 +982,10 @@ class Store(StoreReader):
         earlier batches stay. ``rows`` is consumed lazily; small ``data`` is
         held only for the batch, large ``data`` is stored as a file at once.
         """
-        _, content_type = self._version_row(version_id)
-        with self._bulk_cache():
+        # The write lock is held from the validation of the splits and labels to the last batch:
+        # the inserts skip SQLite's foreign-key checks, so no other thread may delete one meanwhile.
+        with self._lock, self._bulk_cache():
+            _, content_type = self._version_row(version_id)
             return self._add_items(version_id, content_type, rows, batch)
 
     @contextmanager
