@@ -101,6 +101,7 @@ def test_importing_a_million_empty_entries_stays_under_800_mib(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, check=True)
     code, peak_kib = map(int, done.stdout.split())
     assert code == 0, done.stderr
+    print(f"peak RSS importing 1,000,000 empty entries: {peak_kib // 1024} MiB")  # shown with pytest -s
     with Store.open(root, create=False) as store:
         assert store.count_items(ids[1]) == 1_000_000
     assert peak_kib * 1024 < 800 * 2**20, f"peak RSS {peak_kib // 1024} MiB importing 1,000,000 empty entries"

@@ -73,6 +73,7 @@ class InProcessServer:
         started = threading.Event()
 
         async def main() -> None:
+            """Serve until :meth:`stop`; cancelled, Hypercorn closes its connections and nothing else is left."""
             started.set()
             await serve(self.app, config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
 
