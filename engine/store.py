@@ -26,7 +26,6 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -686,9 +685,23 @@ def _with_unsplit(split_ids: list[str] | None, include_unsplit: bool | None) -> 
     return split_ids is None if include_unsplit is None else include_unsplit
 
 
-def _batches(rows: Iterable[NewItem], size: int) -> Iterator[list[NewItem]]:
-    it = iter(rows)
-    while batch := list(islice(it, size)):
+#: Text and small blob bytes a batch of :meth:`Store.add_items` holds at most (before its last row):
+#: 10,000 rows of 16 MiB texts would otherwise be 160 GiB in memory at once.
+BATCH_BYTES = 64 << 20
+
+
+def _batches(rows: Iterable[NewItem], size: int, max_bytes: int = BATCH_BYTES) -> Iterator[list[NewItem]]:
+    """Rows ``size`` at a time, a batch ending early once its texts and small data reach ``max_bytes``."""
+    batch: list[NewItem] = []
+    held = 0
+    for row in rows:
+        batch.append(row)
+        data = row.data
+        held += len(row.text) + (len(data) if data is not None and len(data) < INLINE_LIMIT else 0)
+        if len(batch) >= size or held >= max_bytes:
+            yield batch
+            batch, held = [], 0
+    if batch:
         yield batch
 
 
@@ -974,19 +987,23 @@ class Store(StoreReader):
 
     # -- bulk ----------------------------------------------------------------
 
-    def add_items(self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000) -> int:
+    def add_items(
+        self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000, batch_bytes: int = BATCH_BYTES
+    ) -> int:
         """Insert many items (with splits, content and annotations); returns how many.
 
-        Rows are validated and written ``batch`` at a time, each batch in one
+        Rows are validated and written ``batch`` at a time (fewer once their
+        texts and small data reach ``batch_bytes``), each batch in one
         transaction: if a row is rejected, its batch is rolled back and the
-        earlier batches stay. ``rows`` is consumed lazily; small ``data`` is
-        held only for the batch, large ``data`` is stored as a file at once.
+        earlier batches stay. ``rows`` is consumed lazily; texts and small
+        ``data`` are held only for the batch, large ``data`` is stored as a
+        file at once.
         """
         # The write lock is held from the validation of the splits and labels to the last batch:
         # the inserts skip SQLite's foreign-key checks, so no other thread may delete one meanwhile.
         with self._lock, self._bulk_cache():
             _, content_type = self._version_row(version_id)
-            return self._add_items(version_id, content_type, rows, batch)
+            return self._add_items(version_id, content_type, rows, batch, batch_bytes)
 
     @contextmanager
     def _bulk_cache(self) -> Iterator[None]:
@@ -1003,12 +1020,14 @@ class Store(StoreReader):
         finally:
             db.execute(f"PRAGMA cache_size={int(before)}")
 
-    def _add_items(self, version_id: str, content_type: str, rows: Iterable[NewItem], batch: int) -> int:
+    def _add_items(
+        self, version_id: str, content_type: str, rows: Iterable[NewItem], batch: int, batch_bytes: int
+    ) -> int:
         split_ids = {s.id for s in self.splits(version_id)}
         label_ids = {label.id for label in self.labels(version_id)}
         check_all = content_type == ContentType.NER.value  # spans must be checked against the text
         done = 0
-        for chunk in _batches(rows, batch):
+        for chunk in _batches(rows, batch, batch_bytes):
             now = now_iso()
             items, members, anns, small, stored = [], [], [], {}, set()
             for n, row in enumerate(chunk, start=done):

@@ -576,3 +576,15 @@ def test_a_split_deleted_during_a_bulk_load_waits_for_it_and_leaves_no_dangling_
     dangling = store._one("SELECT count(*) FROM item_splits WHERE split_id NOT IN (SELECT id FROM splits)")[0]
     assert dangling == 0
     assert store.count_items(version_id) == 2 and store.splits(version_id) == []
+
+
+def test_a_batch_of_add_items_ends_once_its_texts_reach_64_mib(store: Store):
+    """Ten thousand rows of 16 MiB texts must not be one batch in memory: a batch ends at 64 MiB of text,
+    which shows as the earlier batch staying when a later row is rejected."""
+    ds = store.create_dataset("long texts", "text")
+    version_id = ds.versions[0].id or ""
+    text = "x" * (40 << 20)
+    rows = [NewItem(name="a", text=text), NewItem(name="b", text=text), NewItem(name="bad", split_ids=["nosplit"])]
+    with pytest.raises(NotFound, match="unknown split 'nosplit'"):
+        store.add_items(version_id, rows)
+    assert sorted(i.name for i in store.list_items(version_id, page_size=10)) == ["a", "b"]
