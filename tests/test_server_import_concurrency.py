@@ -216,3 +216,28 @@ def test_reads_do_not_wait_for_an_import_that_is_writing(server):
     assert items.status_code == 200 and items.json() == []  # the import's rows are not visible before its commit
     assert "error" not in outcome, outcome
     assert srv.store.count_items(version_id) == 3
+
+
+def test_a_write_completes_while_an_import_is_planning(server):
+    """Planning reads only the archive: run as the server runs store work (Service.call), it holds no lock."""
+    srv, headers = server
+    dataset_id, version_id = _dataset(srv, headers, "text")
+    data, offsets = _folders_zip({f"train/pos/{n}.txt": f"text {n}".encode() for n in range(3)})
+    archive = PausingArchive(data, offsets["train/pos/1.txt"])  # a text read while the plan is made
+
+    service = srv.app.state.service
+    importing, outcome = _run(service.call, import_archive, srv.store, version_id, archive, "folders")
+    assert archive.reached.wait(STUCK), "the import never reached its second text"
+    try:
+        made = requests.post(
+            srv.base + "datasets", json={"name": "meanwhile", "content_type": "images", "multi_label": False},
+            headers=headers, timeout=STUCK,
+        )
+        still_paused = not archive.go.is_set() and importing.is_alive()
+    finally:
+        archive.go.set()
+        importing.join(STUCK * 3)
+    assert still_paused
+    assert made.status_code == 201, made.text
+    assert "error" not in outcome, outcome
+    assert srv.store.count_items(version_id) == 3
