@@ -4,13 +4,13 @@ Why: an archive's declared sizes are the sender's to choose. Three 192 MiB
 texts in a 4.7 MB archive once added 400 MiB to the server, and a
 million-entry archive costs ``zipfile`` about 600 bytes of memory per entry
 before any check can run. So every read here is bounded: a text item at
-most :data:`MAX_TEXT`, a line of a list or CSV file at most
-:data:`MAX_TEXT`, a JSON document (``config.json``) at most
-:data:`MAX_DOCUMENT`; SPACY_NER split files are streamed a document at a
+most :func:`max_text`, a line of a list or CSV file at most
+:func:`max_text`, a JSON document (``config.json``) at most
+:func:`max_document`; SPACY_NER split files are streamed a document at a
 time, CSV and list files a line at a time; and the entry count is read from
 the archive's end record before ``zipfile`` loads the central directory.
 
-Limits (bytes or counts; environment variables read at start-up):
+Limits (environment variables, read on every import):
 
 - ``DSEXPORT_IMPORT_MAX_TEXT`` (16 MiB): one text item, one line.
 - ``DSEXPORT_IMPORT_MAX_DOCUMENT`` (64 MiB): one JSON document read whole.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,12 +34,12 @@ import msgspec
 from engine.errors import InvalidInput
 
 __all__ = [
-    "MAX_DOCUMENT",
-    "MAX_IMPORT_ENTRIES",
-    "MAX_TEXT",
-    "MAX_UPLOAD",
     "check_entry_count",
     "iter_json_array",
+    "max_document",
+    "max_entries",
+    "max_text",
+    "max_upload",
     "open_text",
     "read_json",
     "read_text",
@@ -46,23 +47,42 @@ __all__ = [
 ]
 
 
-def _limit(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _limit(name: str, default: int, *, sizes: bool = True) -> int:
+    """An operator's limit from the environment, read on every import (a test or server sets it per process).
+
+    Sizes take the form ``DSEXPORT_IMPORT_MAX_BYTES`` takes: bytes, or with K, M, G or T (binary).
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a whole number, got {raw!r}") from None
-    if value < 1:
-        raise InvalidInput(f"{name} must be at least 1, got {value}")
-    return value
+    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?" if sizes else r"(\d+)()", raw, re.IGNORECASE)
+    if match is None or int(match[1]) == 0:
+        unit = "a positive number of bytes, optionally with K, M, G or T, e.g. 16M" if sizes else "a positive number"
+        raise InvalidInput(f"{name}={raw!r} is not a limit; give {unit}")
+    return int(match[1]) * _UNITS[match[2].upper()]
 
 
-MAX_TEXT = _limit("DSEXPORT_IMPORT_MAX_TEXT", 16 << 20)
-MAX_DOCUMENT = _limit("DSEXPORT_IMPORT_MAX_DOCUMENT", 64 << 20)
-MAX_IMPORT_ENTRIES = _limit("DSEXPORT_IMPORT_MAX_ENTRIES", 1_000_000)
-MAX_UPLOAD = _limit("DSEXPORT_IMPORT_MAX_UPLOAD", 16 << 30)
+def max_text() -> int:
+    """``DSEXPORT_IMPORT_MAX_TEXT``: bytes of one text item, characters of one line (16 MiB)."""
+    return _limit("DSEXPORT_IMPORT_MAX_TEXT", 16 << 20)
+
+
+def max_document() -> int:
+    """``DSEXPORT_IMPORT_MAX_DOCUMENT``: bytes of one JSON document read whole (64 MiB)."""
+    return _limit("DSEXPORT_IMPORT_MAX_DOCUMENT", 64 << 20)
+
+
+def max_entries() -> int:
+    """``DSEXPORT_IMPORT_MAX_ENTRIES``: entries of one archive (1,000,000)."""
+    return _limit("DSEXPORT_IMPORT_MAX_ENTRIES", 1_000_000, sizes=False)
+
+
+def max_upload() -> int:
+    """``DSEXPORT_IMPORT_MAX_UPLOAD``: bytes of one uploaded archive (16 GiB)."""
+    return _limit("DSEXPORT_IMPORT_MAX_UPLOAD", 16 << 30)
 
 
 def _bad(message: str) -> InvalidInput:
@@ -74,7 +94,7 @@ def _size(limit: int) -> str:
 
 
 def check_entry_count(archive: str | Path | IO[bytes]) -> None:
-    """InvalidInput if the archive's end record declares more than :data:`MAX_IMPORT_ENTRIES` entries.
+    """InvalidInput if the archive's end record declares more than :func:`max_entries` entries.
 
     Runs before ``zipfile.ZipFile`` reads the central directory, whose
     ZipInfo objects are the cost being bounded. ``zipfile`` has no public
@@ -98,12 +118,9 @@ def check_entry_count(archive: str | Path | IO[bytes]) -> None:
         return
     if end is None:
         return
-    count = end[zipfile._ECD_ENTRIES_TOTAL]  # type: ignore[attr-defined]
-    if count > MAX_IMPORT_ENTRIES:
-        raise _bad(
-            f"the archive declares {count} entries; at most {MAX_IMPORT_ENTRIES} are accepted"
-            " (DSEXPORT_IMPORT_MAX_ENTRIES)"
-        )
+    count, limit = end[zipfile._ECD_ENTRIES_TOTAL], max_entries()  # type: ignore[attr-defined]
+    if count > limit:
+        raise _bad(f"the archive declares {count} entries; at most {limit} are accepted (DSEXPORT_IMPORT_MAX_ENTRIES)")
 
 
 def _check_declared(zf: zipfile.ZipFile, name: str, limit: int, what: str, setting: str) -> None:
@@ -113,12 +130,13 @@ def _check_declared(zf: zipfile.ZipFile, name: str, limit: int, what: str, setti
 
 
 def read_text(zf: zipfile.ZipFile, name: str) -> str:
-    """A text item's entry as UTF-8, at most :data:`MAX_TEXT` bytes (read no further than that)."""
-    _check_declared(zf, name, MAX_TEXT, "a text", "DSEXPORT_IMPORT_MAX_TEXT")
+    """A text item's entry as UTF-8, at most :func:`max_text` bytes (read no further than that)."""
+    limit = max_text()
+    _check_declared(zf, name, limit, "a text", "DSEXPORT_IMPORT_MAX_TEXT")
     with zf.open(name) as f:
-        data = f.read(MAX_TEXT + 1)  # zipfile stops at the declared size; this bounds a lying one too
-    if len(data) > MAX_TEXT:
-        raise _bad(f"{name}: a text longer than {_size(MAX_TEXT)} (DSEXPORT_IMPORT_MAX_TEXT)")
+        data = f.read(limit + 1)  # zipfile stops at the declared size; this bounds a lying one too
+    if len(data) > limit:
+        raise _bad(f"{name}: a text longer than {_size(limit)} (DSEXPORT_IMPORT_MAX_TEXT)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -126,12 +144,13 @@ def read_text(zf: zipfile.ZipFile, name: str) -> str:
 
 
 def read_json(zf: zipfile.ZipFile, name: str, kind: type) -> Any:
-    """A small JSON document (a config) decoded as ``kind``, at most :data:`MAX_DOCUMENT` bytes."""
-    _check_declared(zf, name, MAX_DOCUMENT, "a JSON document", "DSEXPORT_IMPORT_MAX_DOCUMENT")
+    """A small JSON document (a config) decoded as ``kind``, at most :func:`max_document` bytes."""
+    limit = max_document()
+    _check_declared(zf, name, limit, "a JSON document", "DSEXPORT_IMPORT_MAX_DOCUMENT")
     with zf.open(name) as f:
-        data = f.read(MAX_DOCUMENT + 1)
-    if len(data) > MAX_DOCUMENT:
-        raise _bad(f"{name}: a JSON document longer than {_size(MAX_DOCUMENT)} (DSEXPORT_IMPORT_MAX_DOCUMENT)")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _bad(f"{name}: a JSON document longer than {_size(limit)} (DSEXPORT_IMPORT_MAX_DOCUMENT)")
     try:
         return msgspec.json.decode(data, type=kind)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -144,14 +163,15 @@ def open_text(zf: zipfile.ZipFile, name: str) -> io.TextIOWrapper:
 
 
 def text_lines(zf: zipfile.ZipFile, name: str) -> Iterator[str]:
-    """The lines of a list file (no line ends), one at a time, each at most :data:`MAX_TEXT` characters."""
+    """The lines of a list file (no line ends), one at a time, each at most :func:`max_text` characters."""
+    limit = max_text()
     with open_text(zf, name) as f:
         n = 0
         try:
-            while line := f.readline(MAX_TEXT + 1):
+            while line := f.readline(limit + 1):
                 n += 1
-                if len(line) > MAX_TEXT and not line.endswith("\n"):
-                    raise _bad(f"{name} line {n}: longer than {_size(MAX_TEXT)} (DSEXPORT_IMPORT_MAX_TEXT)")
+                if len(line) > limit and not line.endswith("\n"):
+                    raise _bad(f"{name} line {n}: longer than {_size(limit)} (DSEXPORT_IMPORT_MAX_TEXT)")
                 yield line.rstrip("\r\n")
         except UnicodeDecodeError:
             raise _bad(f"{name} is not UTF-8 text") from None

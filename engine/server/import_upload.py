@@ -16,28 +16,29 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import Message
 
-from engine.server.import_reads import MAX_UPLOAD
+from engine.server.import_reads import max_upload
 
 __all__ = ["capped_form"]
 
 
-def _too_large(size: int | None) -> HTTPException:
+def _too_large(size: int | None, limit: int) -> HTTPException:
     told = f" of {size} bytes" if size is not None else ""
     return HTTPException(
-        413, f"archive upload{told} too large: at most {MAX_UPLOAD} bytes are accepted (DSEXPORT_IMPORT_MAX_UPLOAD)"
+        413, f"archive upload{told} too large: at most {limit} bytes are accepted (DSEXPORT_IMPORT_MAX_UPLOAD)"
     )
 
 
 @asynccontextmanager
 async def capped_form(request: Request) -> AsyncIterator[FormData]:
-    """The request's form (one file, a few fields), its body at most :data:`MAX_UPLOAD` bytes.
+    """The request's form (one file, a few fields), its body at most :func:`max_upload` bytes.
 
     Cancelled while the body is read: the spooled part of the file is
     deleted when the form closes, and nothing was written to the store.
     """
+    limit = max_upload()
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD:
-        raise _too_large(int(declared))
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
     seen = 0
     receive = request.receive
 
@@ -47,8 +48,8 @@ async def capped_form(request: Request) -> AsyncIterator[FormData]:
         message = await receive()
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
-            if seen > MAX_UPLOAD:
-                raise _too_large(None)
+            if seen > limit:
+                raise _too_large(None, limit)
         return message
 
     capped = Request(request.scope, counted)

@@ -68,9 +68,9 @@ from engine.server.auth import check_version, service
 from engine.server.bodies import JSON
 from engine.server.import_plan import Plan
 from engine.server.import_reads import (
-    MAX_TEXT,
     check_entry_count,
     iter_json_array,
+    max_text,
     open_text,
     read_json,
     read_text,
@@ -288,7 +288,8 @@ def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], plan: Plan) -> 
     _check_csv_config(config)
     sep = config.csv_separator
     # A row's values become one item's text, so no field is longer than a text may be.
-    _allow_csv_fields_of(min(zf.getinfo(config.filename).file_size, MAX_TEXT))
+    text_limit = max_text()
+    _allow_csv_fields_of(min(zf.getinfo(config.filename).file_size, text_limit))
     with open_text(zf, config.filename) as stream:  # a row at a time, never the whole file
         rows = csv.reader(stream, delimiter=sep)
         try:
@@ -296,8 +297,8 @@ def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], plan: Plan) -> 
         except UnicodeDecodeError:
             raise _bad(f"{config.filename} is not UTF-8 text") from None
         except csv.Error as exc:
-            limit = f" (a text is at most {MAX_TEXT} bytes: DSEXPORT_IMPORT_MAX_TEXT)" if "limit" in str(exc) else ""
-            raise _bad(f"{config.filename} line {rows.line_num}: {exc}{limit}") from None
+            why = f" (a text is at most {text_limit} bytes: DSEXPORT_IMPORT_MAX_TEXT)" if "limit" in str(exc) else ""
+            raise _bad(f"{config.filename} line {rows.line_num}: {exc}{why}") from None
 
 
 def _plan_csv_rows(config: _CsvConfig, rows: Iterator[list[str]], plan: Plan) -> Plan:
@@ -358,6 +359,7 @@ def _plan_ner(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], plan: Plan) -> 
     if "config.json" not in zf.NameToInfo:
         raise _bad("a SPACY_NER archive has a config.json listing its splits")
     config = _read_json(zf, "config.json", _NerConfig)
+    text_limit = max_text()
     for label, color in config.colors.items():
         plan.labels.setdefault(label, color)
     for split_file in config.splits:
@@ -369,10 +371,10 @@ def _plan_ner(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], plan: Plan) -> 
         if split is not None:
             plan.add_split(split)
         for doc in iter_json_array(zf, name, _NerDoc):  # a document at a time, never the whole file
-            if len(doc.text) > MAX_TEXT:
+            if len(doc.text) > text_limit:
                 raise _bad(
                     f"{name}: item {doc.id} has a text of {len(doc.text)} characters;"
-                    f" at most {MAX_TEXT} are accepted (DSEXPORT_IMPORT_MAX_TEXT)"
+                    f" at most {text_limit} are accepted (DSEXPORT_IMPORT_MAX_TEXT)"
                 )
             item = plan.find(doc.id)
             if item is None:
