@@ -192,6 +192,24 @@ class BlobStore:
         self._record(info, None)
         return info
 
+    def write_file(self, chunks: Iterable[bytes]) -> BlobInfo | None:
+        """Put a large stream in place as a file blob without recording its row; None if it was small.
+
+        Why: an import writes its files before its transaction and records
+        them inside it (:meth:`record_file`), so the transaction, which other
+        writers wait for, does no file I/O. The file is installed even if one
+        is there (a rename of the same bytes), which also mends a damaged one.
+        """
+        info, _, temp = self._spool(chunks)
+        if temp is None:
+            return None
+        self._install(temp, self.path_for(info.sha256))
+        return info
+
+    def record_file(self, info: BlobInfo) -> None:
+        """Record a file blob put in place by :meth:`write_file` (in the caller's transaction, if any)."""
+        self._record(info, None)
+
     def content(
         self, item_id: str, sha: str | None, size: int, crc: int, data: bytes | None
     ) -> bytes | BlobFile | None:

@@ -38,7 +38,11 @@ STUCK = 20
 
 
 class PausingArchive(io.BytesIO):
-    """An archive file that stops when a read starts at ``offset`` until :attr:`go` is set."""
+    """An archive file that stops when a read starts at ``offset`` until :attr:`go` is set.
+
+    Give it where an entry's data start: only reading the entry reads there
+    (the archive checks read local headers, which come before).
+    """
 
     def __init__(self, data: bytes, offset: int) -> None:
         super().__init__(data)
@@ -118,21 +122,23 @@ def _dataset(srv: InProcessServer, headers: dict[str, str], content_type: str) -
 
 
 def _folders_zip(members: dict[str, bytes]) -> tuple[bytes, dict[str, int]]:
-    """A stored (uncompressed) FOLDERS archive and each entry's header offset."""
+    """A stored (uncompressed) FOLDERS archive and where each entry's data start."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
         for name, data in members.items():
             zf.writestr(name, data)
     data = out.getvalue()
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        offsets = {i.filename: i.header_offset for i in zf.infolist()}
+        offsets = {}
+        for info in zf.infolist():
+            header = info.header_offset  # the local header: 30 bytes, the name, the extra field
+            extra = int.from_bytes(data[header + 28 : header + 30], "little")
+            offsets[info.filename] = header + 30 + len(info.filename.encode()) + extra
     return data, offsets
 
 
-def _break_entry(data: bytes, offset: int, name: str) -> bytes:
-    """Flip a byte of a stored entry's content, so reading it fails its CRC check."""
-    start = offset + 30 + len(name.encode())
-    start += int.from_bytes(data[offset + 28 : offset + 30], "little")  # the local extra field
+def _break_entry(data: bytes, start: int) -> bytes:
+    """Flip the first byte of a stored entry's content, so reading it fails its CRC check."""
     return data[:start] + bytes([data[start] ^ 0xFF]) + data[start + 1 :]
 
 
@@ -156,8 +162,7 @@ def test_an_upload_of_bytes_a_failing_import_wrote_is_stored_once_the_import_rol
     dataset_id, version_id = _dataset(srv, headers, "images")
     blob_x = os.urandom(100 * 1024)  # a file blob (past the inline limit), written as the import reads it
     data, offsets = _folders_zip({"train/cat/x.png": blob_x, "train/cat/broken.png": os.urandom(1000)})
-    archive = PausingArchive(_break_entry(data, offsets["train/cat/broken.png"], "train/cat/broken.png"),
-                             offsets["train/cat/broken.png"])
+    archive = PausingArchive(_break_entry(data, offsets["train/cat/broken.png"]), offsets["train/cat/broken.png"])
 
     v = f"{srv.base}datasets/{dataset_id}/versions/{version_id}"
     r = requests.post(v + "/items", json={"name": "mine", "extension": "png"}, headers=headers)
@@ -196,7 +201,7 @@ def test_reads_do_not_wait_for_an_import_that_is_writing(server):
     """While an import is held inside its write transaction, GET /datasets and an item listing answer."""
     srv, headers = server
     dataset_id, version_id = _dataset(srv, headers, "images")
-    members = {f"train/cat/{n}.png": os.urandom(70 * 1024) for n in range(3)}
+    members = {f"train/cat/{n}.png": os.urandom(10 * 1024) for n in range(3)}  # inline blobs: read in the transaction
     data, offsets = _folders_zip(members)
     archive = PausingArchive(data, offsets["train/cat/2.png"])
 
@@ -241,3 +246,28 @@ def test_a_write_completes_while_an_import_is_planning(server):
     assert made.status_code == 201, made.text
     assert "error" not in outcome, outcome
     assert srv.store.count_items(version_id) == 3
+
+
+def test_a_write_completes_while_an_import_writes_its_large_files(server):
+    """Files of 64 KiB and more are put in place before the import's write transaction, which other writes wait for."""
+    srv, headers = server
+    dataset_id, version_id = _dataset(srv, headers, "images")
+    data, offsets = _folders_zip({f"train/cat/{n}.png": os.urandom(100 * 1024) for n in range(3)})
+    archive = PausingArchive(data, offsets["train/cat/1.png"])
+
+    importing, outcome = _run(import_archive, srv.store, version_id, archive, "folders")
+    assert archive.reached.wait(STUCK), "the import never reached its second file"
+    try:
+        made = requests.post(
+            f"{srv.base}datasets/{dataset_id}/versions/{version_id}/labels", json={"name": "meanwhile"},
+            headers=headers, timeout=STUCK,
+        )
+        still_paused = not archive.go.is_set() and importing.is_alive()
+    finally:
+        archive.go.set()
+        importing.join(STUCK * 3)
+    assert still_paused
+    assert made.status_code in (200, 201), made.text
+    assert "error" not in outcome, outcome
+    assert srv.store.count_items(version_id) == 3
+    assert {label.name for label in srv.store.labels(version_id)} == {"meanwhile", "cat"}

@@ -20,6 +20,8 @@ from itertools import groupby
 
 import msgspec
 
+from engine.blobs import BlobInfo
+
 __all__ = ["Plan", "PlannedItem"]
 
 #: Page cache of the spool; the rest of the plan stays on disk.
@@ -30,7 +32,7 @@ _FETCH = 1000
 _SCHEMA = """
 CREATE TABLE items (
     seq INTEGER PRIMARY KEY, key TEXT UNIQUE, stem TEXT, name TEXT, extension TEXT NOT NULL,
-    text TEXT NOT NULL, member TEXT);
+    text TEXT NOT NULL, member TEXT, sha256 TEXT, size INTEGER, crc32 INTEGER);
 CREATE INDEX items_stem ON items(stem) WHERE stem IS NOT NULL;
 CREATE TABLE memberships (seq INTEGER NOT NULL, split TEXT NOT NULL);
 CREATE INDEX memberships_seq ON memberships(seq);
@@ -40,12 +42,14 @@ CREATE INDEX annotations_seq ON annotations(seq);
 
 
 class PlannedItem(msgspec.Struct):
-    """One item as the ingest writes it: content is ``text`` or the archive ``member`` holding its bytes."""
+    """One item as the ingest writes it: content is ``text``, a ``blob`` already in place, or the archive
+    ``member`` holding its bytes."""
 
     name: str | None
     extension: str
     text: str
     member: str | None
+    blob: BlobInfo | None
     splits: list[str]
     #: (label name, split name, coordinates)
     annotations: list[tuple[str, str, str]]
@@ -111,6 +115,12 @@ class Plan:
     def add_membership(self, item: int, split: str) -> None:
         self._db.execute("INSERT INTO memberships (seq, split) VALUES (?, ?)", (item, split))
 
+    def set_blob(self, item: int, blob: BlobInfo) -> None:
+        """The item's content is this blob, already in the store's blob folder."""
+        self._db.execute(
+            "UPDATE items SET sha256 = ?, size = ?, crc32 = ? WHERE seq = ?", (blob.sha256, blob.size, blob.crc32, item)
+        )
+
     def annotate(self, item: int, label: str, split: str, coordinates: str = "") -> None:
         self._db.execute(
             "INSERT INTO annotations (seq, label, split, coordinates) VALUES (?, ?, ?, ?)",
@@ -139,15 +149,27 @@ class Plan:
         while rows := cursor.fetchmany(_FETCH):
             yield from rows
 
+    def members(self) -> Iterator[tuple[int, str]]:
+        """(number, member) of every item whose content is an archive member, in order.
+
+        Read a page at a time by number, so :meth:`set_blob` may be called meanwhile.
+        """
+        after = 0
+        while rows := self._db.execute(
+            "SELECT seq, member FROM items WHERE member IS NOT NULL AND seq > ? ORDER BY seq LIMIT ?", (after, _FETCH)
+        ).fetchall():
+            yield from rows
+            after = rows[-1][0]
+
     # -- reading back --------------------------------------------------------
 
     def __iter__(self) -> Iterator[PlannedItem]:
         """The items in order, each with its splits and annotations, streamed from the spool."""
-        items = self._rows("SELECT seq, name, extension, text, member FROM items ORDER BY seq")
+        items = self._rows("SELECT seq, name, extension, text, member, sha256, size, crc32 FROM items ORDER BY seq")
         memberships = self._grouped("SELECT seq, split FROM memberships ORDER BY seq, rowid")
         annotations = self._grouped("SELECT seq, label, split, coordinates FROM annotations ORDER BY seq, rowid")
         next_split, next_ann = next(memberships, None), next(annotations, None)
-        for seq, name, extension, text, member in items:
+        for seq, name, extension, text, member, sha, size, crc in items:
             splits: list[str] = []
             anns: list[tuple[str, str, str]] = []
             if next_split is not None and next_split[0] == seq:
@@ -156,7 +178,8 @@ class Plan:
             if next_ann is not None and next_ann[0] == seq:
                 anns = [(r[1], r[2], r[3]) for r in next_ann[1]]
                 next_ann = next(annotations, None)
-            yield PlannedItem(name, extension, text, member, splits, anns)
+            blob = BlobInfo(sha, size, crc) if sha is not None else None
+            yield PlannedItem(name, extension, text, member, blob, splits, anns)
 
     def _rows(self, sql: str) -> Iterator[tuple]:
         # A cursor of its own per query: the three are read side by side.

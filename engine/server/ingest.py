@@ -29,8 +29,9 @@ All or nothing, in three steps:
    name (missing ones created), items streamed from the plan with their
    content and annotations. Any failure rolls the transaction back, so the
    version is exactly as it was. (Blob files of 64 KiB and more are written
-   before the commit; they are content-addressed, so one left by a failed
-   import is unreferenced and harmless.) Other requests' reads run beside
+   before the transaction, which only records them; they are
+   content-addressed, so one left by a failed import is unreferenced and
+   harmless.) Other requests' reads run beside
    the transaction and see none of it until it commits; other writes wait
    for it.
 
@@ -430,7 +431,28 @@ def import_archive(store: Store, version_id: str, archive: str | Path | object, 
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
             raise _bad(f"an entry cannot be read ({exc})") from None
         del files  # the plan holds what the ingest needs
+        _write_files(store, zf, plan)
         return _ingest(store, version_id, zf, plan)
+
+
+def _write_files(store: Store, zf: zipfile.ZipFile, plan: Plan) -> None:
+    """Put each large member's bytes in the blob folder before the write transaction.
+
+    Blob files are content-addressed, so those of an import that fails later
+    are unreferenced and harmless; the transaction then only records them.
+    """
+    for item, member in plan.members():
+        info = zf.getinfo(member)
+        if info.file_size < INLINE_LIMIT:
+            continue
+        try:
+            with zf.open(info) as f:
+                blob = store.blobs.write_file(iter(lambda: f.read(1 << 20), b""))
+        except zipfile.BadZipFile as exc:
+            raise _bad(f"{member}: {exc}") from None
+        if blob is None:
+            raise _bad(f"{member}: shorter than its declared {info.file_size} bytes")
+        plan.set_blob(item, blob)
 
 
 def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: Plan) -> ImportCounts:
@@ -459,14 +481,12 @@ def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: Plan) -> I
                     split_ids=[splits[s] for s in item.splits],
                     annotations=[(labels[l], splits[s], c) for l, s, c in item.annotations],
                 )
-                if item.member is not None:
-                    info = zf.getinfo(item.member)
+                if item.blob is not None:  # written by _write_files
+                    store.blobs.record_file(item.blob)
+                    row.blob = item.blob
+                elif item.member is not None:  # a small member: inline, read now
                     try:
-                        if info.file_size >= INLINE_LIMIT:
-                            with zf.open(info) as f:
-                                row.blob = store.put_blob_stream(iter(lambda: f.read(1 << 20), b""))
-                        else:
-                            row.data = zf.read(info)
+                        row.data = zf.read(item.member)
                     except zipfile.BadZipFile as exc:
                         raise _bad(f"{item.member}: {exc}") from None
                 counts.annotations += len(row.annotations)
