@@ -26,7 +26,7 @@ import sqlite3
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,15 +112,23 @@ class SizedBlob:
 class BlobStore:
     """The ``blobs`` table and the ``blobs/`` folder of one store.
 
-    ``lock`` is the store's write lock: a blob row is one autocommit INSERT,
-    taken under the lock so it never lands inside another thread's
-    transaction on the shared connection. Readers pass no lock.
+    ``connection`` gives the calling thread's connection of the store, so an
+    existence check sees committed rows (and the caller's own transaction),
+    never another thread's uncommitted ones. ``lock`` is the store's write
+    lock: a blob row is one autocommit INSERT, taken under the lock so
+    writers queue in order. Readers pass no lock.
     """
 
-    def __init__(self, root: Path, db: sqlite3.Connection, lock: threading.RLock | None = None) -> None:
+    def __init__(
+        self, root: Path, connection: Callable[[], sqlite3.Connection], lock: threading.RLock | None = None
+    ) -> None:
         self.root = root
-        self._db = db
+        self._connection = connection
         self._lock = lock
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._connection()
 
     def path_for(self, sha256: str) -> Path:
         """Where the file of a (large) blob lives."""
@@ -183,6 +191,24 @@ class BlobStore:
         self._install(temp, self.path_for(info.sha256))
         self._record(info, None)
         return info
+
+    def write_file(self, chunks: Iterable[bytes]) -> BlobInfo | None:
+        """Put a large stream in place as a file blob without recording its row; None if it was small.
+
+        Why: an import writes its files before its transaction and records
+        them inside it (:meth:`record_file`), so the transaction, which other
+        writers wait for, does no file I/O. The file is installed even if one
+        is there (a rename of the same bytes), which also mends a damaged one.
+        """
+        info, _, temp = self._spool(chunks)
+        if temp is None:
+            return None
+        self._install(temp, self.path_for(info.sha256))
+        return info
+
+    def record_file(self, info: BlobInfo) -> None:
+        """Record a file blob put in place by :meth:`write_file` (in the caller's transaction, if any)."""
+        self._record(info, None)
 
     def content(
         self, item_id: str, sha: str | None, size: int, crc: int, data: bytes | None

@@ -26,13 +26,13 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from engine.blobs import INLINE_LIMIT, BlobFile, BlobInfo, BlobStore, SizedBlob
+from engine.connections import ThreadConnections
 from engine.errors import InvalidInput, NotFound, choices_hint
 from engine.ids import new_id, now_iso
 from engine.model import (
@@ -210,7 +210,12 @@ def _annotation(r: tuple) -> Annotation:
     )
 
 
-def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
+#: Page cache of the connections a store opens for further threads (the first one, which bulk
+#: loads from the CLI use, keeps 32 MiB): a server has dozens of worker threads.
+_THREAD_CACHE_KIB = 8192
+
+
+def _connect(path: Path, *, read_only: bool, cache_kib: int | None = None) -> sqlite3.Connection:
     """A connection in autocommit mode; transactions are explicit (``BEGIN``).
 
     A new database gets 16 KiB pages (set before WAL fixes the page size):
@@ -226,7 +231,7 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         # Writers: 32 MiB keeps hot index pages of bulk loads. Readers scan
         # forward (an export reads each page once), so 4 MiB is plenty and an
         # export's memory does not grow with the store it reads.
-        db.execute(f"PRAGMA cache_size=-{4096 if read_only else 32768}")
+        db.execute(f"PRAGMA cache_size=-{cache_kib or (4096 if read_only else 32768)}")
         # Checkpoint per ~160 MB of WAL, not the default ~16 MB: each bulk batch
         # rewrites pages all over the (random-order) sha256 index, and fewer
         # checkpoints copy each such page fewer times (-15 % on a 1 M load).
@@ -248,11 +253,15 @@ class StoreReader:
     def __init__(
         self, db: sqlite3.Connection, root: Path, *, snapshots: bool, lock: threading.RLock | None = None
     ) -> None:
-        self._db = db
+        self._reader_db = db
         self.root = root
-        self.blobs = BlobStore(root / "blobs", db, lock)
+        self.blobs = BlobStore(root / "blobs", lambda: self._db, lock)
         self._snapshots = snapshots  # hold one read transaction per iter_pages
         self._snapshot_depth = 0
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._reader_db
 
     def close(self) -> None:
         self._db.close()
@@ -676,23 +685,49 @@ def _with_unsplit(split_ids: list[str] | None, include_unsplit: bool | None) -> 
     return split_ids is None if include_unsplit is None else include_unsplit
 
 
-def _batches(rows: Iterable[NewItem], size: int) -> Iterator[list[NewItem]]:
-    it = iter(rows)
-    while batch := list(islice(it, size)):
+#: Text and small blob bytes a batch of :meth:`Store.add_items` holds at most (before its last row):
+#: 10,000 rows of 16 MiB texts would otherwise be 160 GiB in memory at once.
+BATCH_BYTES = 64 << 20
+
+
+def _batches(rows: Iterable[NewItem], size: int, max_bytes: int = BATCH_BYTES) -> Iterator[list[NewItem]]:
+    """Rows ``size`` at a time, a batch ending early once its texts and small data reach ``max_bytes``."""
+    batch: list[NewItem] = []
+    held = 0
+    for row in rows:
+        batch.append(row)
+        data = row.data
+        held += len(row.text) + (len(data) if data is not None and len(data) < INLINE_LIMIT else 0)
+        if len(batch) >= size or held >= max_bytes:
+            yield batch
+            batch, held = [], 0
+    if batch:
         yield batch
 
 
 class Store(StoreReader):
     """The writer: a store folder opened for reading and writing.
 
-    One connection, usable from any thread (one at a time; writes take a
-    lock). Use :meth:`reader` for a second, read-only connection.
+    Usable from many threads at once: each thread works on its own
+    connection (``engine.connections``), so a thread sees only committed
+    rows of the others and reads never wait for a write. Write transactions
+    take one lock (:attr:`_lock`), so writers queue in Python instead of
+    timing out on SQLite's busy handler. Use :meth:`reader` for a read-only
+    connection that holds one snapshot for a whole export.
     """
 
     def __init__(self, db: sqlite3.Connection, root: Path) -> None:
         self._lock = threading.RLock()
-        self._tx_depth = 0
+        path = root / DB_NAME
+        self._connections = ThreadConnections(lambda: _connect(path, read_only=False, cache_kib=_THREAD_CACHE_KIB), db)
         super().__init__(db, root, snapshots=False, lock=self._lock)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._connections.current().db
+
+    def close(self) -> None:
+        self._connections.close()
 
     @classmethod
     def open(cls, root: str | Path, *, create: bool = True) -> Store:
@@ -744,29 +779,31 @@ class Store(StoreReader):
         ``checked=False`` skips SQLite's foreign-key checks (worth ~10 % of a
         bulk load) for callers that have validated every reference already.
         """
+        conn = self._connections.current()
         with self._lock:
-            if self._tx_depth:  # inside an outer transaction (an import): it commits or rolls back all
-                self._tx_depth += 1
+            db = conn.db
+            if conn.tx_depth:  # inside an outer transaction (an import): it commits or rolls back all
+                conn.tx_depth += 1
                 try:
-                    yield self._db
+                    yield db
                 finally:
-                    self._tx_depth -= 1
+                    conn.tx_depth -= 1
                 return
             if not checked:
-                self._db.execute("PRAGMA foreign_keys=OFF")  # only takes effect outside a transaction
-            self._tx_depth = 1
+                db.execute("PRAGMA foreign_keys=OFF")  # only takes effect outside a transaction
+            conn.tx_depth = 1
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield self._db
+                    yield db
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
+                db.execute("COMMIT")
             finally:
-                self._tx_depth = 0
+                conn.tx_depth = 0
                 if not checked:
-                    self._db.execute("PRAGMA foreign_keys=ON")
+                    db.execute("PRAGMA foreign_keys=ON")
 
     def _bump(self, version_id: str) -> None:
         """Count one more change of a version (inside a write transaction): the export ETag's source."""
@@ -950,20 +987,47 @@ class Store(StoreReader):
 
     # -- bulk ----------------------------------------------------------------
 
-    def add_items(self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000) -> int:
+    def add_items(
+        self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000, batch_bytes: int = BATCH_BYTES
+    ) -> int:
         """Insert many items (with splits, content and annotations); returns how many.
 
-        Rows are validated and written ``batch`` at a time, each batch in one
+        Rows are validated and written ``batch`` at a time (fewer once their
+        texts and small data reach ``batch_bytes``), each batch in one
         transaction: if a row is rejected, its batch is rolled back and the
-        earlier batches stay. ``rows`` is consumed lazily; small ``data`` is
-        held only for the batch, large ``data`` is stored as a file at once.
+        earlier batches stay. ``rows`` is consumed lazily; texts and small
+        ``data`` are held only for the batch, large ``data`` is stored as a
+        file at once.
         """
-        _, content_type = self._version_row(version_id)
+        # The write lock is held from the validation of the splits and labels to the last batch:
+        # the inserts skip SQLite's foreign-key checks, so no other thread may delete one meanwhile.
+        with self._lock, self._bulk_cache():
+            _, content_type = self._version_row(version_id)
+            return self._add_items(version_id, content_type, rows, batch, batch_bytes)
+
+    @contextmanager
+    def _bulk_cache(self) -> Iterator[None]:
+        """The 32 MiB page cache for a bulk load on any thread's connection, given back afterwards.
+
+        Why: connections of further threads keep a small cache (a server has
+        many), but a bulk load rewrites index pages all over the file.
+        """
+        db = self._db
+        before = db.execute("PRAGMA cache_size").fetchone()[0]
+        db.execute("PRAGMA cache_size=-32768")
+        try:
+            yield
+        finally:
+            db.execute(f"PRAGMA cache_size={int(before)}")
+
+    def _add_items(
+        self, version_id: str, content_type: str, rows: Iterable[NewItem], batch: int, batch_bytes: int
+    ) -> int:
         split_ids = {s.id for s in self.splits(version_id)}
         label_ids = {label.id for label in self.labels(version_id)}
         check_all = content_type == ContentType.NER.value  # spans must be checked against the text
         done = 0
-        for chunk in _batches(rows, batch):
+        for chunk in _batches(rows, batch, batch_bytes):
             now = now_iso()
             items, members, anns, small, stored = [], [], [], {}, set()
             for n, row in enumerate(chunk, start=done):

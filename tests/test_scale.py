@@ -77,3 +77,31 @@ def test_peak_rss_is_flat_from_10k_to_500k_items(tmp_path: Path):
     with zipfile.ZipFile(tmp_path / "large.zip") as zf:
         assert len(zf.infolist()) == 500_000
     check_archive(tmp_path / "large.zip")
+
+
+def _empty_entries_zip(path: Path, count: int) -> None:
+    """A FOLDERS archive of ``count`` empty text files in one split and label (about 118 bytes per entry)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for n in range(count):
+            zf.writestr(f"train/pos/{n:07d}.txt", b"")
+
+
+def test_importing_a_million_empty_entries_stays_under_800_mib(tmp_path: Path):
+    """The plan is spooled, so what remains is zipfile's central directory (about 600 MiB per million entries).
+
+    Before the plan was spooled this import peaked at 1232 MiB.
+    """
+    archive = tmp_path / "empty.zip"
+    _empty_entries_zip(archive, 1_000_000)
+    root = tmp_path / "store"
+    with Store.open(root) as store:
+        dataset = store.create_dataset("empty", "text")
+    ids = (dataset.id or "", dataset.versions[0].id or "")
+    argv = [sys.executable, "-m", "engine", "import", "--store", str(root), *ids, "--format", "folders", str(archive)]
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True, check=True)
+    code, peak_kib = map(int, done.stdout.split())
+    assert code == 0, done.stderr
+    print(f"peak RSS importing 1,000,000 empty entries: {peak_kib // 1024} MiB")  # shown with pytest -s
+    with Store.open(root, create=False) as store:
+        assert store.count_items(ids[1]) == 1_000_000
+    assert peak_kib * 1024 < 800 * 2**20, f"peak RSS {peak_kib // 1024} MiB importing 1,000,000 empty entries"

@@ -548,3 +548,43 @@ def test_add_items_rejects_a_bad_row_and_keeps_earlier_batches(store: Store, ima
     with pytest.raises(NotFound, match="unknown label 'nolabel'"):
         store.add_items(version_id, [NewItem(split_ids=[train.id], annotations=[("nolabel", train.id, "")])])
     assert store.count_items(version_id) == 4
+
+
+def test_a_split_deleted_during_a_bulk_load_waits_for_it_and_leaves_no_dangling_rows(store: Store):
+    """add_items checks splits once and then writes without SQLite's foreign-key checks:
+    a delete from another thread must wait until the load is done, not slip in between its batches."""
+    ds = store.create_dataset("bulk", "images")
+    version_id = ds.versions[0].id or ""
+    split = store.create_split(version_id, "train")
+    reached, go = threading.Event(), threading.Event()
+
+    def rows():
+        yield NewItem(name="first", split_ids=[split.id or ""], data=b"1")
+        reached.set()
+        assert go.wait(30)
+        yield NewItem(name="second", split_ids=[split.id or ""], data=b"2")
+
+    loading = threading.Thread(target=store.add_items, args=(version_id, rows()), kwargs={"batch": 1})
+    loading.start()
+    assert reached.wait(30)
+    deleting = threading.Thread(target=store.delete_split, args=(version_id, split.id))
+    deleting.start()
+    deleting.join(2)  # the delete may run now only if nothing holds it off
+    go.set()
+    loading.join(30)
+    deleting.join(30)
+    dangling = store._one("SELECT count(*) FROM item_splits WHERE split_id NOT IN (SELECT id FROM splits)")[0]
+    assert dangling == 0
+    assert store.count_items(version_id) == 2 and store.splits(version_id) == []
+
+
+def test_a_batch_of_add_items_ends_once_its_texts_reach_64_mib(store: Store):
+    """Ten thousand rows of 16 MiB texts must not be one batch in memory: a batch ends at 64 MiB of text,
+    which shows as the earlier batch staying when a later row is rejected."""
+    ds = store.create_dataset("long texts", "text")
+    version_id = ds.versions[0].id or ""
+    text = "x" * (40 << 20)
+    rows = [NewItem(name="a", text=text), NewItem(name="b", text=text), NewItem(name="bad", split_ids=["nosplit"])]
+    with pytest.raises(NotFound, match="unknown split 'nosplit'"):
+        store.add_items(version_id, rows)
+    assert sorted(i.name for i in store.list_items(version_id, page_size=10)) == ["a", "b"]

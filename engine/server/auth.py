@@ -5,8 +5,10 @@ key alone names the user. No key or an unknown key: 401. Every dataset
 belongs to its creator; another user's dataset, and anything under it, is
 answered 404 exactly like an id that does not exist, so ids cannot be probed.
 
-Store calls run in a worker thread under the store's lock: one SQLite
-connection serves the API (exports open their own read-only connections).
+Store calls run in worker threads, each on its own SQLite connection
+(``engine.connections``): reads run beside writes and never wait for them,
+write transactions queue on the store's write lock (exports open their own
+read-only connections).
 """
 
 from __future__ import annotations
@@ -77,8 +79,12 @@ class Service:
         self.cpu = CpuTurns(EXPORT_TURNS)
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        with self.store._lock:
-            return fn(*args, **kwargs)
+        """Run a store call; the store gives each thread its own connection, so no lock is taken here.
+
+        Reads never wait for a write (SQLite WAL); writes queue on the store's
+        write lock for one transaction each.
+        """
+        return fn(*args, **kwargs)
 
     async def size_of(self, etag: str) -> int | None:
         """The archive size for an export ETag: memory first, then the store (survives restarts)."""

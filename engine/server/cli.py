@@ -39,6 +39,8 @@ def serve(
     """Serve the SeeMe-compatible HTTP API (base URL http://BIND/api/v1/) until Ctrl-C or SIGTERM.
 
     An upload may inflate to at most $DSEXPORT_IMPORT_MAX_BYTES (default 64G).
+
+    Import limits (see the README): $DSEXPORT_IMPORT_MAX_UPLOAD, $DSEXPORT_IMPORT_MAX_TEXT, $DSEXPORT_IMPORT_MAX_ENTRIES, $DSEXPORT_IMPORT_MAX_DOCUMENT.
     """
     from engine.server.serve import serve as run
 
@@ -139,6 +141,8 @@ def import_(
     """Import an exported ZIP into a version: all of it, or nothing (exit 2 with the reason).
 
     The archive may inflate to at most $DSEXPORT_IMPORT_MAX_BYTES (default 64G).
+
+    Limits: $DSEXPORT_IMPORT_MAX_TEXT (a text, default 16M), $DSEXPORT_IMPORT_MAX_ENTRIES (default 1000000), $DSEXPORT_IMPORT_MAX_DOCUMENT (config.json, default 64M).
     """
     from engine.server.ingest import import_archive
 

@@ -15,17 +15,25 @@ All or nothing, in three steps:
    CRC), and every member is read through the guard, so a corrupt or short
    entry is an error naming it.
 2. **Read the layout** of the format into a plan (labels, splits, items with
-   their annotations and the member holding their content). A layout that
-   does not fit (no ``.names`` in a YOLO archive, a CSV archive without its
-   config, a text file that is not UTF-8, nesting deeper than the format
-   has, a format that cannot hold the version's content type) is an
-   ``InvalidInput`` naming the entry: HTTP 400, CLI exit 2.
+   their annotations and the member holding their content), holding no
+   store lock. The plan is spooled to a temporary file
+   (``engine.server.import_plan``) and entries are read in bounded memory
+   within operator-set limits (``engine.server.import_reads``: a text at
+   most 16 MiB, at most 1,000,000 entries, checked before ``zipfile`` loads
+   the central directory). A layout that does not fit (no ``.names`` in a
+   YOLO archive, a CSV archive without its config, a text file that is not
+   UTF-8 or too long, nesting deeper than the format has, a format that
+   cannot hold the version's content type) is an ``InvalidInput`` naming the
+   entry: HTTP 400, CLI exit 2.
 3. **Ingest** in one store transaction: labels and splits are matched by
-   name (missing ones created), items added with their content and
-   annotations. Any failure rolls the transaction back, so the version is
-   exactly as it was. (Blob files of 64 KiB and more are written before the
-   commit; they are content-addressed, so one left by a failed import is
-   unreferenced and harmless.)
+   name (missing ones created), items streamed from the plan with their
+   content and annotations. Any failure rolls the transaction back, so the
+   version is exactly as it was. (Blob files of 64 KiB and more are written
+   before the transaction, which only records them; they are
+   content-addressed, so one left by a failed import is unreferenced and
+   harmless.) Other requests' reads run beside
+   the transaction and see none of it until it commits; other writes wait
+   for it.
 
 Choices where the export loses information: FOLDERS and CSV cannot tell an
 item in two splits from two items, so they import as two; a FOLDERS file
@@ -59,6 +67,17 @@ from engine.model import ContentType
 from engine.server.archive_guard import MAX_RATIO, check_inflation, check_layout, open_archive, refused
 from engine.server.auth import check_version, service
 from engine.server.bodies import JSON
+from engine.server.import_plan import Plan
+from engine.server.import_reads import (
+    check_entry_count,
+    iter_json_array,
+    max_text,
+    open_text,
+    read_json,
+    read_text,
+    text_lines,
+)
+from engine.server.import_upload import capped_form
 from engine.store import NewItem, Store
 from formats import FORMATS, get_format, natural_format
 
@@ -73,23 +92,6 @@ class ImportCounts(msgspec.Struct):
     labels: int = 0
     splits: int = 0
     annotations: int = 0
-
-
-class _Item(msgspec.Struct):
-    name: str | None
-    extension: str
-    text: str = ""
-    member: str | None = None
-    splits: list[str] = msgspec.field(default_factory=list)
-    #: (label name, split name, coordinates)
-    annotations: list[tuple[str, str, str]] = msgspec.field(default_factory=list)
-
-
-class _Plan(msgspec.Struct):
-    labels: dict[str, str] = msgspec.field(default_factory=dict)  # name -> colour ("" = palette)
-    splits: list[str] = msgspec.field(default_factory=list)
-    items: list[_Item] = msgspec.field(default_factory=list)
-    config: str | None = None  # a tabular version's new config
 
 
 def _bad(message: str) -> InvalidInput:
@@ -137,18 +139,10 @@ def check_archive(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 # -- step 2 -------------------------------------------------------------------
 
 
-def _read_text(zf: zipfile.ZipFile, name: str) -> str:
-    try:
-        return zf.read(name).decode("utf-8")
-    except UnicodeDecodeError:
-        raise _bad(f"{name} is not UTF-8 text") from None
-
-
-def _read_json(zf: zipfile.ZipFile, name: str, kind: type):
-    try:
-        return msgspec.json.decode(zf.read(name), type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise _bad(f"{name} is not valid: {exc}") from None
+# Entries are read in bounded memory (engine.server.import_reads); the plan is spooled
+# to disk (engine.server.import_plan), so neither grows with the archive.
+_read_text = read_text
+_read_json = read_json
 
 
 def _split_stem(name: str) -> tuple[str, str]:
@@ -162,12 +156,11 @@ def _plan_folders(
     content_type: str,
     existing_labels: list[str],
     existing_splits: list[str],
-) -> _Plan:
+    plan: Plan,
+) -> Plan:
     text = content_type == ContentType.TEXT.value
-    plan = _Plan()
-    paths = [PurePosixPath(i.filename).parts for i in files]
-    known_labels = {p[1] for p in paths if len(p) == 3} | set(existing_labels)
-    seen: dict[tuple[str | None, str, int, int], _Item] = {}
+    known_labels = {parts[1] for i in files if len(parts := PurePosixPath(i.filename).parts) == 3}
+    known_labels |= set(existing_labels)
     for info in files:
         parts = PurePosixPath(info.filename).parts
         if len(parts) > 3:
@@ -185,80 +178,71 @@ def _plan_folders(
         stem, ext = _split_stem(parts[-1])
         if text and ext.lower() != "txt":
             raise _bad(f"{info.filename}: a text dataset's FOLDERS archive holds .txt files only")
-        if split is not None and split not in plan.splits:
-            plan.splits.append(split)
+        if split is not None:
+            plan.add_split(split)
         if label is not None:
             plan.labels.setdefault(label, "")
-        key = (split, parts[-1], info.CRC, info.file_size)
-        item = seen.get(key)
+        # A multi-label copy: the same file name and bytes under another label folder of the split.
+        key = f"{'' if split is None else '/' + split}\0{parts[-1]}\0{info.CRC}\0{info.file_size}"
+        item = plan.find(key)
         if item is None:
-            item = _Item(name=stem, extension="" if text else ext)
             if text:
-                item.text = _read_text(zf, info.filename)
+                item = plan.add_item(stem, "", text=_read_text(zf, info.filename), key=key)
             else:
-                item.member = info.filename
-            item.splits = [split] if split is not None else []
-            seen[key] = item
-            plan.items.append(item)
+                item = plan.add_item(stem, ext, member=info.filename, key=key)
+            if split is not None:
+                plan.add_membership(item, split)
         if label is not None:
             if split is None:
                 raise _bad(f"{info.filename}: a labelled item outside any split cannot be annotated")
-            item.annotations.append((label, split, ""))
+            plan.annotate(item, label, split)
     return plan
 
 
-def _plan_yolo(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
+def _plan_yolo(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], plan: Plan) -> Plan:
     names = [i.filename for i in files if i.filename.endswith(".names") and "/" not in i.filename]
     if len(names) != 1:
         raise _bad(f"a YOLO archive has exactly one <version>.names file at its root; found {len(names)}")
     if any("/" in i.filename for i in files):
         nested = next(i.filename for i in files if "/" in i.filename)
         raise _bad(f"{nested}: a YOLO archive is flat")
-    plan = _Plan()
-    label_names = [line for line in _read_text(zf, names[0]).splitlines()]
+    label_names = list(text_lines(zf, names[0]))
     colors: dict[str, str] = {}
     if "config.json" in zf.NameToInfo:
         colors = _read_json(zf, "config.json", dict[str, dict[str, str]]).get("colors", {})
     for label in label_names:
         plan.labels.setdefault(label, colors.get(label, ""))
-    all_names = {i.filename for i in files}
-    images = [
-        i.filename for i in files
-        if not i.filename.endswith((".txt", ".names")) and i.filename != "config.json"
-    ]
-    box_files = {}
-    for image in images:
-        stem, _ = _split_stem(image)
-        box_files[image] = stem + ".txt"
-    box_set = set(box_files.values())
-    lists = [i.filename for i in files if i.filename.endswith(".txt") and i.filename not in box_set]
-    by_image: dict[str, _Item] = {}
-    for image in images:
-        stem, ext = _split_stem(image)
-        by_image[image] = _Item(name=stem, extension=ext, member=image)
-        plan.items.append(by_image[image])
-    for listing in lists:
+    for info in files:  # images, in archive order; each one's boxes are in <stem>.txt
+        image = info.filename
+        if not image.endswith((".txt", ".names")) and image != "config.json":
+            stem, ext = _split_stem(image)
+            plan.add_item(stem, ext, member=image, key=image, stem=stem)
+    for info in files:  # a .txt that is no image's box file lists a split's images
+        listing = info.filename
+        if not listing.endswith(".txt") or plan.has_stem(listing[: -len(".txt")]):
+            continue
         split = listing[: -len(".txt")]
-        plan.splits.append(split)
-        for line in _read_text(zf, listing).splitlines():
+        plan.add_split(split)
+        for line in text_lines(zf, listing):
             if not line:
                 continue
-            item = by_image.get(line)
+            item = plan.find(line)
             if item is None:
                 raise _bad(f"{listing} lists {line!r}, which is not an image in the archive")
-            item.splits.append(split)
-    for image, item in by_image.items():
-        boxes = box_files[image]
-        if boxes not in all_names:
+            plan.add_membership(item, split)
+    for item, stem, _ in plan.stems():
+        boxes = stem + ".txt"
+        if boxes not in zf.NameToInfo:
             continue
-        for n, line in enumerate(_read_text(zf, boxes).splitlines(), start=1):
+        splits = plan.splits_of(item)
+        for n, line in enumerate(text_lines(zf, boxes), start=1):
             if not line.strip():
                 continue
             fields = line.split()
             if len(fields) != 5 or not fields[0].isdigit() or int(fields[0]) >= len(label_names):
                 raise _bad(f"{boxes} line {n}: expected 'label_index cx cy w h' with a label of {names[0]}")
-            for split in item.splits:
-                item.annotations.append((label_names[int(fields[0])], split, " ".join(fields[1:])))
+            for split in splits:
+                plan.annotate(item, label_names[int(fields[0])], split, " ".join(fields[1:]))
     return plan
 
 
@@ -296,7 +280,7 @@ def _check_csv_config(config: _CsvConfig) -> None:
         raise _bad("config.json: label_separator must not be empty; it splits a multi-label row's labels (e.g. \" \")")
 
 
-def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
+def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], plan: Plan) -> Plan:
     if "config.json" not in zf.NameToInfo:
         raise _bad("a CSV archive has a config.json naming its CSV file")
     config = _read_json(zf, "config.json", _CsvConfig)
@@ -304,8 +288,22 @@ def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
         raise _bad(f"config.json names {config.filename!r}, which is not in the archive")
     _check_csv_config(config)
     sep = config.csv_separator
-    _allow_csv_fields_of(zf.getinfo(config.filename).file_size)
-    rows = csv.reader(io.StringIO(_read_text(zf, config.filename), newline=""), delimiter=sep)
+    # A row's values become one item's text, so no field is longer than a text may be.
+    text_limit = max_text()
+    _allow_csv_fields_of(min(zf.getinfo(config.filename).file_size, text_limit))
+    with open_text(zf, config.filename) as stream:  # a row at a time, never the whole file
+        rows = csv.reader(stream, delimiter=sep)
+        try:
+            return _plan_csv_rows(config, rows, plan)
+        except UnicodeDecodeError:
+            raise _bad(f"{config.filename} is not UTF-8 text") from None
+        except csv.Error as exc:
+            why = f" (a text is at most {text_limit} bytes: DSEXPORT_IMPORT_MAX_TEXT)" if "limit" in str(exc) else ""
+            raise _bad(f"{config.filename} line {rows.line_num}: {exc}{why}") from None
+
+
+def _plan_csv_rows(config: _CsvConfig, rows: Iterator[list[str]], plan: Plan) -> Plan:
+    sep = config.csv_separator
     header = next(rows, None)
     if header is None:
         raise _bad(f"{config.filename} is empty: it needs a header row")
@@ -315,7 +313,7 @@ def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
         raise _bad(f"{config.filename} lacks the columns {config.label_column!r} and {config.split_column!r}") from None
     data_at = [n for n in range(len(header)) if n not in (label_at, split_at)]
     columns = [header[n] for n in data_at]
-    plan = _Plan(config=msgspec.json.encode({"column_names": sep.join(columns), "csv_separator": sep}).decode())
+    plan.config = msgspec.json.encode({"column_names": sep.join(columns), "csv_separator": sep}).decode()
     for line, row in enumerate(rows, start=2):
         if len(row) != len(header):
             raise _bad(f"{config.filename} line {line}: {len(row)} fields, the header has {len(header)}")
@@ -327,16 +325,16 @@ def _plan_csv(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
         else:
             text = sep.join(values)
         split = row[split_at]
-        item = _Item(name=None, extension="", text=text, splits=[split] if split else [])
-        if split and split not in plan.splits:
-            plan.splits.append(split)
+        item = plan.add_item(None, "", text=text)
+        if split:
+            plan.add_split(split)
+            plan.add_membership(item, split)
         labels = row[label_at].split(config.label_separator) if config.multi_label else [row[label_at]]
         for label in filter(None, labels):
             if not split:
                 raise _bad(f"{config.filename} line {line}: a labelled row needs a split")
             plan.labels.setdefault(label, "")
-            item.annotations.append((label, split, ""))
-        plan.items.append(item)
+            plan.annotate(item, label, split)
     return plan
 
 
@@ -358,14 +356,13 @@ class _NerConfig(msgspec.Struct):
     colors: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-def _plan_ner(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
+def _plan_ner(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo], plan: Plan) -> Plan:
     if "config.json" not in zf.NameToInfo:
         raise _bad("a SPACY_NER archive has a config.json listing its splits")
     config = _read_json(zf, "config.json", _NerConfig)
-    plan = _Plan()
+    text_limit = max_text()
     for label, color in config.colors.items():
         plan.labels.setdefault(label, color)
-    by_id: dict[str, _Item] = {}
     for split_file in config.splits:
         name = split_file + ".json"
         if name not in zf.NameToInfo:
@@ -373,20 +370,24 @@ def _plan_ner(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
         unassigned = split_file.startswith("unassigned") and split_file == config.splits[-1]
         split = None if unassigned else split_file
         if split is not None:
-            plan.splits.append(split)
-        for doc in _read_json(zf, name, list[_NerDoc]):
-            item = by_id.get(doc.id)
+            plan.add_split(split)
+        for doc in iter_json_array(zf, name, _NerDoc):  # a document at a time, never the whole file
+            if len(doc.text) > text_limit:
+                raise _bad(
+                    f"{name}: item {doc.id} has a text of {len(doc.text)} characters;"
+                    f" at most {text_limit} are accepted (DSEXPORT_IMPORT_MAX_TEXT)"
+                )
+            item = plan.find(doc.id)
             if item is None:
-                item = by_id[doc.id] = _Item(name=doc.name or None, extension="", text=doc.text)
-                plan.items.append(item)
-            elif item.text != doc.text:
+                item = plan.add_item(doc.name or None, "", text=doc.text, key=doc.id)
+            elif plan.text_of(item) != doc.text:
                 raise _bad(f"{name}: item {doc.id} has a different text than in an earlier split")
             if split is None:
                 continue
-            item.splits.append(split)
+            plan.add_membership(item, split)
             for span in doc.annotations:
                 plan.labels.setdefault(span.label, "")
-                item.annotations.append((span.label, split, f"{span.start} {span.end}"))
+                plan.annotate(item, span.label, split, f"{span.start} {span.end}")
     return plan
 
 
@@ -394,7 +395,12 @@ def _plan_ner(zf: zipfile.ZipFile, files: list[zipfile.ZipInfo]) -> _Plan:
 
 
 def import_archive(store: Store, version_id: str, archive: str | Path | object, fmt: str) -> ImportCounts:
-    """Import ``archive`` (a path or a seekable binary file) into the version, all or nothing."""
+    """Import ``archive`` (a path or a seekable binary file) into the version, all or nothing.
+
+    The archive is checked and read into a spooled plan first, with no store
+    lock held (reads of the store go on meanwhile, and so do other writes);
+    then one write transaction adds the plan's labels, splits and items.
+    """
     format_name = get_format(fmt).name
     _, content_type = store._version_row(version_id)
     if content_type not in FORMATS[format_name].content_types:
@@ -402,30 +408,55 @@ def import_archive(store: Store, version_id: str, archive: str | Path | object, 
             f"a {format_name} archive cannot be imported into a {content_type!r} version; "
             f"its format is {natural_format(content_type)}"
         )
+    check_entry_count(archive)  # type: ignore[arg-type]
     zf = open_archive(archive)  # type: ignore[arg-type]
-    with zf:
+    with zf, Plan() as plan:
         files = check_archive(zf)
         try:
             if format_name == "folders":
-                plan = _plan_folders(
+                _plan_folders(
                     zf,
                     files,
                     content_type,
                     [label.name for label in store.labels(version_id)],
                     [split.name for split in store.splits(version_id)],
+                    plan,
                 )
             elif format_name == "yolo":
-                plan = _plan_yolo(zf, files)
+                _plan_yolo(zf, files, plan)
             elif format_name == "csv":
-                plan = _plan_csv(zf, files)
+                _plan_csv(zf, files, plan)
             else:
-                plan = _plan_ner(zf, files)
+                _plan_ner(zf, files, plan)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
             raise _bad(f"an entry cannot be read ({exc})") from None
+        del files  # the plan holds what the ingest needs
+        _write_files(store, zf, plan)
         return _ingest(store, version_id, zf, plan)
 
 
-def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: _Plan) -> ImportCounts:
+def _write_files(store: Store, zf: zipfile.ZipFile, plan: Plan) -> None:
+    """Put each large member's bytes in the blob folder before the write transaction.
+
+    Blob files are content-addressed, so those of an import that fails later
+    are unreferenced and harmless; the transaction then only records them.
+    """
+    for item, member in plan.members():
+        info = zf.getinfo(member)
+        if info.file_size < INLINE_LIMIT:
+            continue
+        try:
+            with zf.open(info) as f:
+                blob = store.blobs.write_file(iter(lambda: f.read(1 << 20), b""))
+        except zipfile.BadZipFile as exc:
+            raise _bad(f"{member}: {exc}") from None
+        if blob is None:
+            raise _bad(f"{member}: shorter than its declared {info.file_size} bytes")
+        plan.set_blob(item, blob)
+
+
+def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: Plan) -> ImportCounts:
+    """Write the plan in one transaction: labels and splits by name, then the items streamed from the spool."""
     counts = ImportCounts()
     with store._tx():
         labels = {label.name: label.id for label in store.labels(version_id)}
@@ -442,7 +473,7 @@ def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: _Plan) -> 
             store.update_version_config(version_id, plan.config)
 
         def rows() -> Iterator[NewItem]:
-            for item in plan.items:
+            for item in plan:
                 row = NewItem(
                     name=item.name,
                     extension=item.extension,
@@ -450,14 +481,12 @@ def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: _Plan) -> 
                     split_ids=[splits[s] for s in item.splits],
                     annotations=[(labels[l], splits[s], c) for l, s, c in item.annotations],
                 )
-                if item.member is not None:
-                    info = zf.getinfo(item.member)
+                if item.blob is not None:  # written by _write_files
+                    store.blobs.record_file(item.blob)
+                    row.blob = item.blob
+                elif item.member is not None:  # a small member: inline, read now
                     try:
-                        if info.file_size >= INLINE_LIMIT:
-                            with zf.open(info) as f:
-                                row.blob = store.put_blob_stream(iter(lambda: f.read(1 << 20), b""))
-                        else:
-                            row.data = zf.read(info)
+                        row.data = zf.read(item.member)
                     except zipfile.BadZipFile as exc:
                         raise _bad(f"{item.member}: {exc}") from None
                 counts.annotations += len(row.annotations)
@@ -474,10 +503,18 @@ def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: _Plan) -> 
 
 
 async def upload(request: Request) -> JSON:
-    """Multipart field ``file``; the form parser spools it to disk past 1 MiB."""
+    """Multipart field ``file``, at most ``DSEXPORT_IMPORT_MAX_UPLOAD`` bytes (413 past it).
+
+    The form parser spools the file to disk past 1 MiB; the import runs in a
+    worker thread holding no lock while it plans, and the store's write lock
+    for its one transaction. Cancelled (the client went away) while the body
+    is read: nothing was written. Once the worker thread runs, it finishes on
+    its own: the import commits or rolls back whole, and the spooled upload
+    is deleted when the form closes.
+    """
     _, dataset_id, version_id = await check_version(request)
     svc = service(request)
-    async with request.form(max_files=1, max_fields=10) as form:
+    async with capped_form(request) as form:
         upload_file = form.get("file")
         if not isinstance(upload_file, UploadFile):
             raise InvalidInput("upload the archive in the multipart field 'file'")
@@ -492,7 +529,7 @@ async def upload(request: Request) -> JSON:
             import_archive(svc.store, version_id, upload_file.file, chosen)
             return svc.store.get_version(dataset_id, version_id)
 
-        version = await anyio.to_thread.run_sync(lambda: svc.call(run))
+        version = await anyio.to_thread.run_sync(run)
     return JSON(version)
 
 
