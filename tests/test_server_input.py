@@ -16,7 +16,12 @@ from http import HTTPStatus
 
 import pytest
 import requests
-from test_server_api import Server, make_user
+from test_server_api import Server, make_user, png, sdk_client
+
+from engine.errors import InvalidInput
+from engine.server.bodies import MAX_JSON_BODY, MAX_VERSION_NUMBER
+from engine.server.items import MAX_PAGE_COUNT, MAX_PAGE_SIZE
+from engine.store import MAX_DESCRIPTION_LENGTH, MAX_LABEL_INDEX, MAX_NAME_LENGTH, Store
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -119,6 +124,187 @@ def status_line(server: Server, method: str, path: str, authorised: bool = True)
     response.read()
     conn.close()
     return response.status, response.reason
+
+
+# -- integers out of range: 400 naming the field and its range -------------------------------------
+
+TOO_BIG_FOR_SQLITE = 2**63
+QUERY_INTEGERS = [
+    ("pageSize", 1, MAX_PAGE_SIZE),
+    ("pageCount", 0, MAX_PAGE_COUNT),
+]
+BAD_QUERY_VALUES = ["-1", str(10**18), str(TOO_BIG_FOR_SQLITE), "9" * 5000, "abc", "1.5", "1e3", "0x10", " 5"]
+
+
+@pytest.mark.parametrize(("field", "lowest", "highest"), QUERY_INTEGERS)
+@pytest.mark.parametrize("value", [*BAD_QUERY_VALUES, "below", "above"])
+def test_query_integers_out_of_range_are_400_naming_field_and_range(server, made, field, lowest, highest, value):
+    value = {"below": str(lowest - 1), "above": str(highest + 1)}.get(value, value)
+    r = requests.get(made["version"] + "/items", params={field: value}, headers=auth(server))
+    message = refused(r, 400, field, f"from {lowest} to {highest}")
+    assert len(message) < 200  # a 5000-digit value is not echoed back whole
+
+
+@pytest.mark.parametrize(("field", "lowest", "highest"), QUERY_INTEGERS)
+def test_query_integers_at_their_bounds_are_taken(server, made, field, lowest, highest):
+    for value in (lowest, highest, ""):  # empty: the default
+        r = requests.get(made["version"] + "/items", params={field: str(value)}, headers=auth(server))
+        assert r.status_code == 200, r.text
+        assert isinstance(r.json(), list)
+
+
+def body_integers(made: dict[str, str]) -> list[tuple[str, str, str, dict[str, str], int, int]]:
+    """(method, url, field, rest of the body, lowest, highest) of every integer body field."""
+    return [
+        ("POST", made["version"] + "/labels", "index", {"name": "new"}, 0, MAX_LABEL_INDEX),
+        ("PUT", made["label"], "index", {"name": "cat"}, 0, MAX_LABEL_INDEX),
+        ("POST", made["version"] + "/items", "version", {"name": "x"}, 0, MAX_VERSION_NUMBER),
+        ("PUT", made["item"], "version", {"name": "one"}, 0, MAX_VERSION_NUMBER),
+        ("PUT", made["item"] + "/state", "version", {"state": "done"}, 0, MAX_VERSION_NUMBER),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+@pytest.mark.parametrize("value", ["below", "above", TOO_BIG_FOR_SQLITE, -(2**63) - 1, 10**40, "3", 1.5, True])
+def test_body_integers_out_of_range_are_400_naming_field_and_range(server, made, case, value):
+    method, url, field, rest, lowest, highest = body_integers(made)[case]
+    if value in ("below", "above"):
+        value = lowest - 1 if value == "below" else highest + 1
+    r = requests.request(method, url, data=json.dumps({**rest, field: value}), headers=auth(server))
+    refused(r, 400, field, f"from {lowest} to {highest}")
+
+
+def test_label_index_at_its_bound_is_taken(server, made):
+    r = requests.post(made["version"] + "/labels", data=json.dumps({"name": "last", "index": MAX_LABEL_INDEX}),
+                      headers=auth(server))
+    assert r.status_code == 201, r.text
+    assert r.json()["index"] == MAX_LABEL_INDEX
+
+
+@pytest.mark.parametrize("path", ["item", "state"])
+@pytest.mark.parametrize("header", ['"-1"', f'"{TOO_BIG_FOR_SQLITE}"', '"' + "9" * 5000 + '"', '"x"', "W/\"1.5\""])
+def test_if_match_out_of_range_is_400_naming_header_and_range(server, made, path, header):
+    url = made["item"] + ("/state" if path == "state" else "")
+    r = requests.put(url, data=json.dumps({"name": "one", "state": "s"}), headers={**auth(server), "If-Match": header})
+    refused(r, 400, "If-Match", f"from 0 to {MAX_VERSION_NUMBER}")
+
+
+def test_store_refuses_a_label_index_sqlite_cannot_hold(tmp_path):
+    with Store.open(tmp_path / "s") as store:
+        ds = store.create_dataset("d", "images")
+        for index in (TOO_BIG_FOR_SQLITE, MAX_LABEL_INDEX + 1, -1):
+            with pytest.raises(InvalidInput, match=f"label index must be an integer from 0 to {MAX_LABEL_INDEX}"):
+                store.create_label(ds.versions[0].id, "cat", index=index)
+        made_label = store.create_label(ds.versions[0].id, "cat", index=MAX_LABEL_INDEX)
+        with pytest.raises(InvalidInput, match="label index"):
+            store.update_label(ds.versions[0].id, made_label.id, name="cat", description="", color="",
+                               index=TOO_BIG_FOR_SQLITE, shortcut="")
+
+
+# -- body size (413), name and description lengths (400) -------------------------------------------
+
+
+#: (method, where, rest of the body) of every call that takes a name and a description.
+NAMED = [
+    ("POST", "datasets", {"name": "d", "content_type": "images"}),
+    ("PUT", "dataset", {"name": "d"}),
+    ("POST", "versions", {"name": "v"}),
+    ("PUT", "version", {"name": "v"}),
+    ("POST", "labels", {"name": "l"}),
+    ("PUT", "label", {"name": "cat"}),
+    ("POST", "splits", {"name": "s"}),
+    ("PUT", "split", {"name": "train"}),
+    ("POST", "items", {"name": "i"}),
+    ("PUT", "item", {"name": "one"}),
+]
+#: (method, where, field, rest of the body, longest) of every name and description the API takes.
+TEXT_FIELDS = [
+    *[(m, w, "name", rest, MAX_NAME_LENGTH) for m, w, rest in NAMED],
+    *[(m, w, "description", rest, MAX_DESCRIPTION_LENGTH) for m, w, rest in NAMED],
+    ("PUT", "state", "name", {"state": "s"}, MAX_NAME_LENGTH),
+    *[("POST", "register", f, {"username": "u", "password": "p"}, MAX_NAME_LENGTH)
+      for f in ("username", "email", "name", "firstname")],
+    ("POST", "login", "username", {"password": "p"}, MAX_NAME_LENGTH),
+]
+
+
+def where(server: Server, made: dict[str, str], place: str) -> str:
+    v = made["version"]
+    return {
+        "datasets": server.base + "datasets", "versions": v.rsplit("/", 1)[0], "labels": v + "/labels",
+        "splits": v + "/splits", "items": v + "/items", "state": made["item"] + "/state",
+        "register": server.base + "register", "login": server.base + "login",
+    }.get(place) or made[place]
+
+
+@pytest.mark.parametrize(("method", "place", "field", "rest", "longest"), TEXT_FIELDS)
+def test_names_and_descriptions_over_their_limit_are_400_naming_field_and_limit(
+    server, made, method, place, field, rest, longest
+):
+    body = json.dumps({**rest, field: "n" * (longest + 1)})
+    r = requests.request(method, where(server, made, place), data=body, headers=auth(server))
+    refused(r, 400, field, f"at most {longest} characters")
+
+
+def test_names_and_descriptions_at_their_limit_are_taken(server, made):
+    h = auth(server)
+    body = {"name": "n" * MAX_NAME_LENGTH, "description": "d" * MAX_DESCRIPTION_LENGTH, "content_type": "text"}
+    r = requests.post(server.base + "datasets", data=json.dumps(body), headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == body["name"]
+    r = requests.post(made["version"] + "/labels", data=json.dumps({"name": "é" * MAX_NAME_LENGTH}), headers=h)
+    assert r.status_code == 201, r.text
+
+
+def test_store_refuses_a_name_over_the_limit(tmp_path):
+    with Store.open(tmp_path / "s") as store:
+        with pytest.raises(InvalidInput, match=f"at most {MAX_NAME_LENGTH} characters"):
+            store.create_dataset("n" * (MAX_NAME_LENGTH + 1), "images")
+        ds = store.create_dataset("n" * MAX_NAME_LENGTH, "images")
+        for make in (store.create_split, store.create_label):
+            with pytest.raises(InvalidInput, match=f"at most {MAX_NAME_LENGTH} characters"):
+                make(ds.versions[0].id, "s" * (MAX_NAME_LENGTH + 1))
+
+
+def test_a_declared_length_over_the_limit_is_413_before_any_byte_is_read(server):
+    # 10 GB announced, nothing sent: only a server that refuses before reading can answer.
+    head = request_head(server, "/api/v1/datasets", Content_Length=str(10 * 2**30))
+    response = http_exchange(server, head, finish=False)
+    status, message = status_and_message(response)
+    assert status == b"HTTP/1.1 413 " + HTTPStatus(413).phrase.encode()
+    assert f"{MAX_JSON_BODY} bytes" in message
+
+
+def test_a_chunked_body_is_refused_once_it_passes_the_limit(server):
+    # 10 MiB in 64 KiB chunks and never the last chunk: a server that read the body to its end
+    # before refusing would wait forever; the 413 comes while the body is still arriving.
+    piece = b"x" * 65536
+    chunks = [b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(160)]
+    head = request_head(server, "/api/v1/datasets", Transfer_Encoding="chunked")
+    response = http_exchange(server, head, chunks, finish=False)
+    status, message = status_and_message(response)
+    assert status == b"HTTP/1.1 413 " + HTTPStatus(413).phrase.encode()
+    assert f"{MAX_JSON_BODY} bytes" in message
+
+
+def test_a_ten_megabyte_name_is_413_in_the_sdk_too(server):
+    from requests import HTTPError
+    from seeme.types import Dataset
+
+    client = sdk_client(server)
+    with pytest.raises(HTTPError) as raised:
+        client.create_dataset(Dataset(name="n" * 10_000_000, content_type="images", multi_label=False,
+                                      default_splits=False))
+    assert f"413 Client Error: {HTTPStatus(413).phrase}" in str(raised.value)
+    assert raised.value.response.json()["message"].endswith(f"{MAX_JSON_BODY} bytes for JSON bodies")
+
+
+def test_item_file_uploads_are_not_held_to_the_json_limit(server, made):
+    picture = png(3) + b"\0" * (2 * MAX_JSON_BODY)  # a PNG with a long tail: still one file
+    r = requests.post(made["item"] + "/upload", files={"file": ("big.png", picture, "image/png")}, headers=auth(server))
+    assert r.status_code == 200, r.text
+    got = requests.get(made["item"] + "/download", headers=auth(server))
+    assert got.content == picture
 
 
 # -- reason phrases -------------------------------------------------------------------------------
