@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
+import zipfile
 from http import HTTPStatus
+from pathlib import Path
 
 import pytest
 import requests
-from test_server_api import Server, make_user, png, sdk_client
+from formats_support import ann, item, label, make_ctx, render, split
+from test_server_api import ROOT, Server, make_user, png, sdk_client
 
 from engine.errors import InvalidInput
 from engine.server.bodies import MAX_JSON_BODY, MAX_VERSION_NUMBER
 from engine.server.items import MAX_PAGE_COUNT, MAX_PAGE_SIZE
 from engine.store import MAX_DESCRIPTION_LENGTH, MAX_LABEL_INDEX, MAX_NAME_LENGTH, Store
+from formats.yolo import YoloFormat
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -305,6 +312,79 @@ def test_item_file_uploads_are_not_held_to_the_json_limit(server, made):
     assert r.status_code == 200, r.text
     got = requests.get(made["item"] + "/download", headers=auth(server))
     assert got.content == picture
+
+
+# -- YOLO of image-level labels ------------------------------------------------------------------
+
+
+def test_yolo_names_an_image_level_label_and_points_to_folders():
+    cat, train = label("cat"), split("train")
+    ctx = make_ctx(content_type="images", version_id="v", labels=[cat], splits=[train])
+    items = [item("item-5", "a", "jpg", split=train, content=b"", annotations=[ann(cat, "")])]
+    with pytest.raises(InvalidInput) as raised:
+        render(YoloFormat, ctx, items)
+    assert str(raised.value) == (
+        "item 'item-5' has an image-level label 'cat' (no box): YOLO holds boxes only; export this version as folders"
+    )
+
+
+@pytest.fixture(scope="module")
+def classification(server) -> dict[str, str]:
+    """An image-classification version of two labelled images, through the SDK."""
+    from seeme.types import Annotation, Dataset, DatasetItem, Label
+
+    client = sdk_client(server)
+    ds = client.create_dataset(Dataset(name="pets", content_type="images", multi_label=False, default_splits=True))
+    version = ds.versions[0]
+    train = version.splits[0]
+    cat = client.create_dataset_label(ds.id, version.id, Label(name="cat", version_id=version.id))
+    folder = Path(server.store).parent
+    for n in range(2):
+        it = client.create_dataset_item(ds.id, version.id, DatasetItem(name=f"p{n}", splits=[train]))
+        (folder / f"p{n}.png").write_bytes(png(n))
+        client.upload_dataset_item_image(ds.id, version.id, it.id, folder=str(folder), filename=f"p{n}.png")
+        client.annotate(ds.id, version.id, Annotation(label_id=cat.id, item_id=it.id, split_id=train.id))
+    return {"dataset": ds.id, "version": version.id, "first_item": it.id}
+
+
+def test_yolo_of_a_classification_dataset_is_400_with_the_cause(server, classification):
+    url = f"{server.base}datasets/{classification['dataset']}/versions/{classification['version']}/download"
+    r = requests.get(url, params={"format": "yolo"}, headers=auth(server))
+    message = refused(r, 400, "image-level label 'cat' (no box)", "YOLO holds boxes only", "as folders")
+    assert "cx cy w h" not in message
+    assert requests.get(url, params={"format": "folders"}, headers=auth(server)).status_code == 200
+
+
+def test_the_sdk_error_carries_the_reason_phrase(server, classification, tmp_path):
+    from requests import HTTPError
+    from seeme.types import DatasetFormat
+
+    client = sdk_client(server)
+    with pytest.raises(HTTPError) as raised:
+        client.download_dataset(classification["dataset"], classification["version"], export_format=DatasetFormat.YOLO,
+                                download_file=str(tmp_path / "d.zip"), extract_to_folder=str(tmp_path), params={})
+    assert str(raised.value).startswith("400 Client Error: Bad Request for url:")
+
+
+def test_the_cli_exits_2_with_the_cause(server, classification, tmp_path):
+    out = tmp_path / "pets.zip"
+
+    def export(fmt: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "engine", "export", "--store", str(server.store), classification["dataset"],
+             classification["version"], "--format", fmt, "-o", str(out), "--no-progress"],
+            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
+        )
+
+    refused_export = export("yolo")
+    assert refused_export.returncode == 2, refused_export.stderr
+    assert "image-level label 'cat' (no box): YOLO holds boxes only; export this version as folders" in (
+        refused_export.stderr
+    )
+    assert "Traceback" not in refused_export.stderr and not out.exists()
+    done = export("folders")
+    assert done.returncode == 0, done.stderr
+    assert len(zipfile.ZipFile(out).namelist()) == 2
 
 
 # -- reason phrases -------------------------------------------------------------------------------
