@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from http import HTTPStatus
 from pathlib import Path
@@ -292,6 +293,23 @@ def test_a_chunked_body_is_refused_once_it_passes_the_limit(server):
     status, message = status_and_message(response)
     assert status == b"HTTP/1.1 413 " + HTTPStatus(413).phrase.encode()
     assert f"{MAX_JSON_BODY} bytes" in message
+
+
+@pytest.mark.parametrize(("key", "status"), [(True, 413), (False, 401)])
+def test_a_refused_body_still_being_sent_holds_neither_client_nor_server(server, key, status):
+    # 10 MiB sent in full, as requests does: the reply must come, the connection close, and the
+    # request end on the server (its log line), though the body is never read to its end.
+    path = f"/api/v1/datasets?case=refused-{status}"
+    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}", f"Content-Length: {10 * 2**20}"]
+    if key:
+        lines.append(f"Authorization: Bearer {server.keys['alice']}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    response = http_exchange(server, head, [b"x" * 2**20] * 10)
+    assert response.startswith(b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode()))
+    deadline = time.monotonic() + 20
+    while f'"POST {path}" {status}' not in server.log.read_text():
+        assert time.monotonic() < deadline, "the request never ended on the server"
+        time.sleep(0.05)
 
 
 def test_a_ten_megabyte_name_is_413_in_the_sdk_too(server):

@@ -20,11 +20,13 @@ import os
 import re
 from typing import Annotated, Any
 
+import anyio
 import msgspec
 import msgspec.inspect
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from engine.errors import InvalidInput
 from engine.model import (
@@ -44,6 +46,7 @@ __all__ = [
     "AnnotationIn",
     "Application",
     "DatasetIn",
+    "ErrorReply",
     "ItemIn",
     "ItemState",
     "LabelIn",
@@ -286,3 +289,27 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         return _encoder.encode(_drop_null_names(msgspec.to_builtins(content)))
+
+
+class ErrorReply(JSON):
+    """An error's JSON reply, sent while whatever is still arriving of the request body is discarded.
+
+    Hypercorn queues a request's body for the app, a few chunks deep, and once the reply is sent
+    it puts a disconnect message on that same queue. An app that stopped reading a large body (a
+    413 at the limit, a 401 before the body) would wait on that put forever, and so would the
+    client, still sending. Discarding while the reply goes out keeps the queue moving; the server
+    then closes the connection, so the rest of the body is never read.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as discarding:
+            discarding.start_soon(_discard_body, receive)
+            await super().__call__(scope, receive, send)
+            discarding.cancel_scope.cancel()
+
+
+async def _discard_body(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
