@@ -653,10 +653,11 @@ class _Annotator:
         return out
 
 
-#: The longest dataset, version, label, split or item name, in characters: names end up
-#: in archive paths and file names, where a megabyte-long one helps nobody.
+#: The longest name, in characters: names end up in archive paths and file names, where a
+#: megabyte-long one helps nobody. The store checks those of datasets, labels and splits; the
+#: HTTP API also those of versions, items and item states.
 MAX_NAME_LENGTH = 256
-#: The longest description, in characters.
+#: The longest description the HTTP API takes, in characters.
 MAX_DESCRIPTION_LENGTH = 10_000
 #: Label indexes run from 0 to this (the signed 32-bit range: every client language holds it,
 #: and SQLite's 64-bit INTEGER cannot overflow on ``max(idx) + 1``).
