@@ -49,6 +49,7 @@ from formats.coordinates import format_span, parse_box, parse_span
 
 __all__ = [
     "DB_NAME", "SCHEMA_VERSION", "BlobFile", "BlobInfo", "NewItem", "SizedBlob", "Store", "StoreReader", "VersionConflict",
+    "MAX_DESCRIPTION_LENGTH", "MAX_LABEL_INDEX", "MAX_NAME_LENGTH",
 ]
 
 DB_NAME = "store.sqlite3"
@@ -652,9 +653,23 @@ class _Annotator:
         return out
 
 
+#: The longest name, in characters: names end up in archive paths and file names, where a
+#: megabyte-long one helps nobody. The store checks those of datasets, labels and splits; the
+#: HTTP API also those of versions, items and item states.
+MAX_NAME_LENGTH = 256
+#: The longest description the HTTP API takes, in characters.
+MAX_DESCRIPTION_LENGTH = 10_000
+#: Label indexes run from 0 to this (the signed 32-bit range: every client language holds it,
+#: and SQLite's 64-bit INTEGER cannot overflow on ``max(idx) + 1``).
+MAX_LABEL_INDEX = 2**31 - 1
+
+
 def _check_name(kind: str, name: object) -> None:
+    """A name is non-empty and at most :data:`MAX_NAME_LENGTH` characters."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput(f"a {kind} needs a non-empty name, got {name!r}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"a {kind} name is at most {MAX_NAME_LENGTH} characters long, got {len(name)}")
 
 
 def _check_label_fields(name: object, color: object, index: object) -> None:
@@ -662,8 +677,10 @@ def _check_label_fields(name: object, color: object, index: object) -> None:
     _check_name("label", name)
     if color and not (isinstance(color, str) and _COLOR.fullmatch(color)):
         raise InvalidInput(f"label colour must look like #rrggbb, got {color!r}")
-    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
-        raise InvalidInput(f"label index must be a non-negative integer, got {index!r}")
+    if index is not None and (
+        isinstance(index, bool) or not isinstance(index, int) or not 0 <= index <= MAX_LABEL_INDEX
+    ):
+        raise InvalidInput(f"label index must be an integer from 0 to {MAX_LABEL_INDEX}, got {index!r}")
 
 
 def _check_coordinates(content_type: str, coordinates: str, text: str | None) -> str:

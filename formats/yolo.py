@@ -42,9 +42,10 @@ Choices where the spec is silent:
   :func:`~formats.coordinates.parse_box` and written as the shortest decimal
   that reads back as the same float, in positional notation (``0.5``, ``1``,
   ``0``, ``0.00001``): exact, deterministic, no exponent. An image without
-  boxes gets an empty ``.txt``. A value ``parse_box`` rejects (including the
-  ``""`` of a classification annotation) is an ``InvalidInput`` naming the
-  item.
+  boxes gets an empty ``.txt``. An image-level label (the ``""`` of a
+  classification annotation) is an ``InvalidInput`` naming the item and the
+  label and pointing to the folders format, which holds such labels; any
+  other value ``parse_box`` rejects is an ``InvalidInput`` naming the item.
 * **Split lists**: ``<safe split name>.txt`` (unique, a collision gets
   ``~<split_id>``), one archive path per line (``cat1.jpg``, relative to the
   archive root), ``\\n``-terminated, in item order. Splits without items get
@@ -178,6 +179,11 @@ class YoloFormat:
             if prefix is None:
                 raise InvalidInput(
                     f"item {item.id!r}: label {annotation.label.name!r} is not one of the version's labels"
+                )
+            if not annotation.coordinates.strip():
+                raise InvalidInput(
+                    f"item {item.id!r} has an image-level label {annotation.label.name!r} (no box):"
+                    " YOLO holds boxes only; export this version as folders"
                 )
             try:
                 box = parse_box(annotation.coordinates)

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.errors import DsexportError, InvalidInput, NotFound
 from engine.server import accounts, datasets, docs, download, ingest, items, openapi
 from engine.server.auth import Service
-from engine.server.bodies import JSON
+from engine.server.bodies import JSON, ErrorReply
 from engine.store import VersionConflict
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -38,19 +38,19 @@ def api_routes() -> list[Route]:
     ]
 
 
-async def _http_error(request: Request, exc: Exception) -> JSON:
+async def _http_error(request: Request, exc: Exception) -> ErrorReply:
     assert isinstance(exc, HTTPException)
-    return JSON({"message": exc.detail}, exc.status_code, headers=exc.headers)
+    return ErrorReply({"message": exc.detail}, exc.status_code, headers=exc.headers)
 
 
-async def _product_error(request: Request, exc: Exception) -> JSON:
+async def _product_error(request: Request, exc: Exception) -> ErrorReply:
     if isinstance(exc, VersionConflict):
-        return JSON({"message": str(exc), "current_version": exc.current}, 412)
+        return ErrorReply({"message": str(exc), "current_version": exc.current}, 412)
     if isinstance(exc, NotFound):
-        return JSON({"message": str(exc)}, 404)
+        return ErrorReply({"message": str(exc)}, 404)
     if isinstance(exc, InvalidInput):
-        return JSON({"message": str(exc)}, 400)
-    return JSON({"message": str(exc)}, 500)
+        return ErrorReply({"message": str(exc)}, 400)
+    return ErrorReply({"message": str(exc)}, 500)
 
 
 #: Logged for a request whose client went away before it was answered (nginx's "client closed request").

@@ -5,15 +5,28 @@ and no Content-Type: request Structs therefore make every field optional and
 nullable, and bodies are parsed as JSON whatever the headers say. Replies
 never carry ``"name": null`` (the SDK rejects it), ids and timestamps are
 strings, and lists are arrays.
+
+Limits: a JSON body is at most :data:`MAX_JSON_BODY` bytes (413), counted
+as it arrives so an oversized one is never held; names, descriptions and
+integers carry msgspec constraints (``Meta``), so a value outside them is a
+400 naming the field and its range before the store sees it, and the
+OpenAPI document states the same bounds.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import os
+import re
+from typing import Annotated, Any
 
+import anyio
 import msgspec
+import msgspec.inspect
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from engine.errors import InvalidInput
 from engine.model import (
@@ -24,12 +37,16 @@ from engine.model import (
     DatasetVersion,
     Label,
 )
+from engine.store import MAX_DESCRIPTION_LENGTH, MAX_LABEL_INDEX, MAX_NAME_LENGTH
 
 __all__ = [
     "JSON",
+    "MAX_JSON_BODY",
+    "MAX_VERSION_NUMBER",
     "AnnotationIn",
     "Application",
     "DatasetIn",
+    "ErrorReply",
     "ItemIn",
     "ItemState",
     "LabelIn",
@@ -46,6 +63,17 @@ __all__ = [
 
 _encoder = msgspec.json.Encoder()
 
+#: The largest JSON request body, in bytes (``DSEXPORT_MAX_JSON_BODY``). Files and archives
+#: are uploaded as multipart forms, which have their own limits: this one bounds metadata.
+MAX_JSON_BODY = int(os.environ.get("DSEXPORT_MAX_JSON_BODY", str(1 << 20)))
+#: The largest item or state version number: SQLite's INTEGER is a signed 64-bit number.
+MAX_VERSION_NUMBER = 2**63 - 1
+
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME_LENGTH)]
+Description = Annotated[str, msgspec.Meta(max_length=MAX_DESCRIPTION_LENGTH)]
+LabelIndex = Annotated[int, msgspec.Meta(ge=0, le=MAX_LABEL_INDEX)]
+VersionNumber = Annotated[int, msgspec.Meta(ge=0, le=MAX_VERSION_NUMBER)]
+
 
 class _In(msgspec.Struct, kw_only=True):
     id: str | None = None
@@ -54,16 +82,16 @@ class _In(msgspec.Struct, kw_only=True):
 
 
 class DatasetIn(_In):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
     multi_label: bool | None = None
     default_splits: bool | None = None
     content_type: str | None = None
 
 
 class VersionIn(_In):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
     dataset_id: str | None = None
     config: str | None = None
     default_split: str | None = None
@@ -73,16 +101,16 @@ class VersionIn(_In):
 
 
 class LabelIn(_In):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
     color: str | None = None
-    index: int | None = None
+    index: LabelIndex | None = None
     shortcut: str | None = None
 
 
 class SplitIn(_In):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
 
 
 class SplitRef(msgspec.Struct):
@@ -90,12 +118,12 @@ class SplitRef(msgspec.Struct):
 
 
 class ItemIn(_In):
-    name: str | None = None
-    description: str | None = None
+    name: Name | None = None
+    description: Description | None = None
     text: str | None = None
     extension: str | None = None
     splits: list[SplitRef] | None = None
-    version: int | None = None
+    version: VersionNumber | None = None
 
 
 class AnnotationIn(_In):
@@ -106,21 +134,21 @@ class AnnotationIn(_In):
 
 
 class StateIn(_In):
-    name: str | None = None
+    name: Name | None = None
     state: str | None = None
-    version: int | None = None
+    version: VersionNumber | None = None
 
 
 class RegisterIn(msgspec.Struct):
-    username: str | None = None
-    email: str | None = None
-    name: str | None = None
-    firstname: str | None = None
+    username: Name | None = None
+    email: Name | None = None
+    name: Name | None = None
+    firstname: Name | None = None
     password: str | None = None
 
 
 class LoginIn(msgspec.Struct):
-    username: str | None = None
+    username: Name | None = None
     password: str | None = None
 
 
@@ -184,13 +212,65 @@ REPLIES = (Dataset, DatasetVersion, Label, DatasetSplit, DatasetItem, Annotation
 
 async def read_body(request: Request, kind: type[msgspec.Struct]) -> Any:
     """The body parsed as JSON into ``kind``, whatever the Content-Type; InvalidInput if it is not."""
-    raw = await request.body()
+    raw = await _read_capped(request)
+    what = kind.__name__.removesuffix("In").lower()
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        raise InvalidInput(f"invalid {kind.__name__.removesuffix('In').lower()} body: {exc}") from None
+        raise InvalidInput(f"invalid {what} body: {_explain(kind, exc)}") from None
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"the request body is not JSON: {exc}") from None
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(413, f"the request body is over the limit of {MAX_JSON_BODY} bytes for JSON bodies")
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused with 413 past :data:`MAX_JSON_BODY` bytes: on its Content-Length before a
+    byte is read, else as soon as the bytes received pass the limit (a chunked body)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BODY:
+        raise _too_large()
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > MAX_JSON_BODY:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_AT_FIELD = re.compile(r" - at `\$\.(\w+)`$")
+
+
+def _explain(kind: type[msgspec.Struct], exc: msgspec.ValidationError) -> str:
+    """msgspec's message, led by the field's whole valid range where the field has one: msgspec
+    names only the bound that was crossed (``Expected `int` <= 2147483647 - at `$.index```)."""
+    message = str(exc)
+    found = _AT_FIELD.search(message)
+    if found and (rule := _rules(kind).get(found.group(1))):
+        return f"{found.group(1)} must be {rule} ({message})"
+    return message
+
+
+@functools.cache
+def _rules(kind: type[msgspec.Struct]) -> dict[str, str]:
+    """Each constrained field of ``kind`` and its valid values in words, from its msgspec ``Meta``."""
+    rules: dict[str, str] = {}
+    for field in msgspec.inspect.type_info(kind).fields:
+        types = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        nullable = any(isinstance(t, msgspec.inspect.NoneType) for t in types)
+        for t in types:
+            if isinstance(t, msgspec.inspect.IntType) and (t.ge is not None or t.le is not None):
+                rule = f"an integer from {t.ge} to {t.le}"
+            elif isinstance(t, msgspec.inspect.StrType) and t.max_length is not None:
+                rule = f"a string of at most {t.max_length} characters"
+            else:
+                continue
+            rules[field.encode_name] = rule + (" or null" if nullable else "")
+    return rules
 
 
 def _drop_null_names(value: Any) -> Any:
@@ -209,3 +289,27 @@ class JSON(Response):
 
     def render(self, content: Any) -> bytes:
         return _encoder.encode(_drop_null_names(msgspec.to_builtins(content)))
+
+
+class ErrorReply(JSON):
+    """An error's JSON reply, sent while whatever is still arriving of the request body is discarded.
+
+    Hypercorn queues a request's body for the app, a few chunks deep, and once the reply is sent
+    it puts a disconnect message on that same queue. An app that stopped reading a large body (a
+    413 at the limit, a 401 before the body) would wait on that put forever, and so would the
+    client, still sending. Discarding while the reply goes out keeps the queue moving; the server
+    then closes the connection, so the rest of the body is never read.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with anyio.create_task_group() as discarding:
+            discarding.start_soon(_discard_body, receive)
+            await super().__call__(scope, receive, send)
+            discarding.cancel_scope.cancel()
+
+
+async def _discard_body(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return

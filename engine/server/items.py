@@ -15,6 +15,7 @@ from engine.errors import InvalidInput, NotFound
 from engine.server.auth import caller_key, check_item, check_version, db, owner_checks, service
 from engine.server.bodies import (
     JSON,
+    MAX_VERSION_NUMBER,
     AnnotationIn,
     ItemIn,
     ItemState,
@@ -45,24 +46,42 @@ def _bool(value: str | None, name: str) -> bool:
     raise InvalidInput(f"{name} must be true or false, got {value!r}")
 
 
-def _int(value: str | None, name: str, default: int) -> int:
+#: ``pageSize`` runs from 1 to this. A larger page is refused rather than shortened: a client
+#: that stops at the first short page would take a shortened one for the last.
+MAX_PAGE_SIZE = 10_000
+#: ``pageCount`` runs from 0 to this (2^31 - 1): enough pages of one item for any version,
+#: and ``pageCount * pageSize`` stays far inside SQLite's 64-bit OFFSET.
+MAX_PAGE_COUNT = 2**31 - 1
+_INTEGER = re.compile(r"[+-]?[0-9]{1,30}")  # longer is out of every range, and slow for int()
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut short: an error must not echo a megabyte back."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _int(value: str | None, name: str, default: int, lowest: int, highest: int) -> int:
+    """A query integer in ``lowest..highest``; anything else is a 400 naming the field and its range."""
     if value is None or value == "":
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidInput(f"{name} must be an integer, got {value!r}") from None
+    number = int(value) if _INTEGER.fullmatch(value) else None
+    if number is None or not lowest <= number <= highest:
+        raise InvalidInput(f"{name} must be an integer from {lowest} to {highest}, got {_clip(value)}")
+    return number
 
 
 def _if_match(request: Request) -> int | None:
+    """``If-Match: "<version>"``; a version outside 0..MAX_VERSION_NUMBER can match nothing: a 400."""
     header = request.headers.get("if-match")
     if header is None:
         return None
     text = header.strip().removeprefix("W/").strip('"')
-    try:
-        return int(text)
-    except ValueError:
-        raise InvalidInput(f'If-Match must be a quoted item version like "3", got {header!r}') from None
+    number = int(text) if _INTEGER.fullmatch(text) else None
+    if number is None or not 0 <= number <= MAX_VERSION_NUMBER:
+        raise InvalidInput(
+            f'If-Match must be a quoted item version from 0 to {MAX_VERSION_NUMBER} like "3", got {_clip(header)}'
+        )
+    return number
 
 
 # -- items --------------------------------------------------------------------
@@ -80,13 +99,12 @@ async def list_items(request: Request) -> JSON:
         only_unlabelled=_bool(q.get("onlyUnlabelled"), "onlyUnlabelled"),
         only_unsplit=_bool(q.get("onlyUnsplit"), "onlyUnsplit"),
     )
-    page = _int(q.get("pageCount"), "pageCount", 0)
+    page = _int(q.get("pageCount"), "pageCount", 0, 0, MAX_PAGE_COUNT)
+    page_size = _int(q.get("pageSize"), "pageSize", 10, 1, MAX_PAGE_SIZE)
     store = _store(request)
 
     def read() -> tuple[list, int | None]:
-        items = store.list_items(
-            version_id, page_size=min(_int(q.get("pageSize"), "pageSize", 10), 10_000), page=page, **filters
-        )
+        items = store.list_items(version_id, page_size=page_size, page=page, **filters)
         return items, store.count_listed_items(version_id, **filters) if page == 0 else None
 
     items, total = await db(request, read)

@@ -46,6 +46,9 @@ def _start_watchdog() -> None:
 def _config(bind: str):
     from hypercorn.config import Config
 
+    from engine.server.status_line import add_reason_phrases
+
+    add_reason_phrases()  # "400 Bad Request": Hypercorn has no setting for the phrase
     config = Config()
     config.bind = [bind]
     config.accesslog = None  # the app logs one line per request itself

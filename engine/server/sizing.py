@@ -16,6 +16,7 @@ export (see ``download.py``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 
 from engine.errors import MissingBlob
 from engine.pipeline import ExportOptions, check_options
@@ -81,12 +82,13 @@ def archive_size(reader: StoreReader, dataset_id: str, version_id: str, options:
             page_size=2048,
             sizes_only=True,
         )
-        for page in pages:
-            for item in page:
-                if needs and item.content is None:
-                    raise MissingBlob(f"item {item.id} has no content; upload its file first", item_id=item.id)
-                for path, data in fmt.entries(item):
-                    yield path, len(data) if isinstance(data, bytes) else data.size
+        with closing(pages):  # a format's refusal ends the page read here, not when the garbage collector gets to it
+            for page in pages:
+                for item in page:
+                    if needs and item.content is None:
+                        raise MissingBlob(f"item {item.id} has no content; upload its file first", item_id=item.id)
+                    for path, data in fmt.entries(item):
+                        yield path, len(data) if isinstance(data, bytes) else data.size
         for entry in fmt.finish():
             yield entry.path, len(entry.data) if isinstance(entry.data, bytes) else entry.data.size
 
