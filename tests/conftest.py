@@ -1,8 +1,18 @@
-"""Shared fixtures: the tests directory is importable for helpers."""
+"""Fixtures shared across test modules; helper modules live beside them in tests/ (pytest's ``pythonpath``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from servers import Server, store_with_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """A served demo store (30 items per dataset) owned by alice: ``(server, made datasets)``."""
+    folder = tmp_path_factory.mktemp("export")
+    store, key, made = store_with_demo(folder, "alice")
+    srv = Server(store)
+    srv.keys = {"alice": key}
+    yield srv, made
+    srv.stop()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_server_api import Server
+from servers import Server
 
 from engine.store import NewItem, Store
 

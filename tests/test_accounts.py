@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_cli import dsexport
-from test_server_api import Server
+from cli_run import dsexport
+from servers import Server
 
 from engine.store import DB_NAME
 

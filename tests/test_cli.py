@@ -10,16 +10,7 @@ from pathlib import Path
 import pytest
 
 from archive_check import check_archive
-
-
-def dsexport(*args: str, cwd: Path | None = None, env_store: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    import os
-
-    env = dict(os.environ)
-    env.pop("DSEXPORT_STORE", None)
-    if env_store is not None:
-        env["DSEXPORT_STORE"] = str(env_store)
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, cwd=cwd, env=env, timeout=120)
+from cli_run import dsexport
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ from pathlib import Path
 import anyio
 import pytest
 from archive_check import check_archive
-from test_server_api import Server
-from test_server_export import cli_export, demo  # noqa: F401  (demo: the served demo store fixture)
+from servers import Server
+from servers import cli_export
 from typer.testing import CliRunner
 
 from bench.proxy import ImpairedProxy
@@ -36,14 +36,12 @@ from engine import (
 from engine.cli import app as cli_app
 from engine.store import NewItem, Store
 from formats import FORMATS
+from client_support import FAST, FixedBody
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
-
-FAST = dict(timeout=5.0, retry_wait=0.01)
-
 
 def first_split(store: Path, version_id: str) -> str:
     with Store.open(store, create=False) as opened:
@@ -166,30 +164,6 @@ def test_an_interrupted_download_is_kept_and_the_next_call_resumes_it(demo, tmp_
     assert not (tmp_path / "dataset.zip.part").exists() and not (tmp_path / "dataset.zip.part.json").exists()
 
 
-class _FixedBody(http.server.ThreadingHTTPServer):
-    """Answers every GET with the same bytes (a hostile or broken server)."""
-
-    def __init__(self, body: bytes) -> None:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("ETag", '"fixed"')
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        self.base = f"http://127.0.0.1:{self.server_address[1]}/api/v1/"
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-
-
 def _zip(entries: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
@@ -219,7 +193,7 @@ def _symlink(name: str, target: str) -> zipfile.ZipInfo:
 )
 def test_a_hostile_archive_is_refused_before_anything_is_written(tmp_path, hostile, reason):
     body = _zip([("train/cat/ok.txt", b"fine"), (hostile, b"/etc/passwd")])
-    server = _FixedBody(body)
+    server = FixedBody(body)
     target = tmp_path / "inside" / "data"
     try:
         with pytest.raises(UnsafeArchive, match=reason) as caught:
@@ -239,7 +213,7 @@ def test_a_symlink_already_in_the_folder_cannot_lead_out(tmp_path):
     target = tmp_path / "data"
     target.mkdir()
     (target / "train").symlink_to(outside)
-    server = _FixedBody(_zip([("train/x.txt", b"x")]))
+    server = FixedBody(_zip([("train/x.txt", b"x")]))
     try:
         with pytest.raises(UnsafeArchive, match="symbolic link"):
             Client(server.base, "k", **FAST).download_dataset("d", "v", extract_to_dir=str(target),
@@ -252,7 +226,7 @@ def test_a_symlink_already_in_the_folder_cannot_lead_out(tmp_path):
 def test_a_corrupt_archive_extracts_nothing_and_is_kept(tmp_path):
     body = bytearray(_zip([("train/a.txt", b"A" * 1000), ("train/b.txt", b"B" * 1000)]))
     body[body.index(b"B" * 100) + 10] ^= 0xFF  # one flipped byte inside b.txt's data
-    server = _FixedBody(bytes(body))
+    server = FixedBody(bytes(body))
     try:
         with pytest.raises(ArchiveError, match="nothing was extracted"):
             Client(server.base, "k", **FAST).download_dataset("d", "v", extract_to_dir=str(tmp_path / "data"),
@@ -374,7 +348,7 @@ def test_client_side_export_retries_dropped_requests(demo, tmp_path):
     assert (tmp_path / "a.zip").read_bytes() == cli_export(srv.store, d, d.format, tmp_path)
 
 
-class _Flaky(_FixedBody):
+class _Flaky(FixedBody):
     """Answers 503 to the first ``failures`` requests, then the archive (with Range support)."""
 
     def __init__(self, body: bytes, failures: int) -> None:

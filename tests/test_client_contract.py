@@ -14,8 +14,7 @@ import sys
 import textwrap
 
 import pytest
-from test_cli import dsexport
-from test_server_export import demo  # noqa: F401  (the served demo store fixture)
+from cli_run import dsexport
 
 from engine import AsyncClient, Client, InvalidInput, NotFound
 from formats import FORMATS

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from full_disk import full_disk
-from test_client import FAST, _FixedBody
-from test_server_export import cli_export, demo  # noqa: F401  (demo: the served demo store fixture)
+from client_support import FAST, FixedBody
+from servers import cli_export
 
 from engine import Client, UnsafeArchive
 from engine.client.extract import extract_archive, verify_archive
@@ -119,7 +119,7 @@ def _hand_made_zip(entries: list[tuple[bytes, int, bytes]]) -> bytes:
 )
 def test_a_name_that_is_not_what_it_says_is_refused_and_named(tmp_path: Path, name: bytes, flags: int):
     body = _hand_made_zip([(b"train/ok.txt", 0, b"fine"), (name, flags, b"hostile")])
-    server = _FixedBody(body)
+    server = FixedBody(body)
     target = tmp_path / "data"
     try:
         with pytest.raises(UnsafeArchive) as caught:

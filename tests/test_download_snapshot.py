@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import io
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
-from test_server_export import cli_export
+from servers import cli_export
 from write_between_server import WriteBetweenServer
 
 from bench.proxy import ImpairedProxy

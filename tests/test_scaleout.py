@@ -226,7 +226,7 @@ def test_cli_export_with_ray(store, tmp_path: Path):
 
 
 def test_workers_can_read_a_server_through_the_http_source(store, tmp_path: Path):
-    from test_server_api import Server
+    from servers import Server
 
     from engine.client.source import http_source
 

@@ -1,24 +1,18 @@
 """The HTTP API driven by the real ``seeme`` SDK (0.43.2) against a real server on loopback.
 
-Also holds the fixtures the other ``test_server_*`` modules import: a
-``dsexport serve`` subprocess on a free 127.0.0.1 port, and SDK clients.
+The server subprocess and SDK clients come from ``servers.py``.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
 from engine.store import Store
+from servers import Server, make_user, png, sdk_client
 
 pytestmark = [
     # The SDK leaves uploaded files open (seeme-api.md §7.12) and imports with deprecation noise.
@@ -27,57 +21,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, store: Path, worker: str = "trio") -> None:
-        self.store = store
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}/api/v1/"
-        self.log = store.parent / f"server-{self.port}.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        self._log_file = open(self.log, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "--store", str(store), "--bind", f"127.0.0.1:{self.port}",
-             "--worker", worker],
-            env=env, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=store.parent,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start: {self.log.read_text()}")
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log_file.close()
-        return self.proc.returncode
-
-
-def make_user(store: Path, name: str, password: str = "pw") -> str:
-    with Store.open(store, create=True) as opened:
-        return opened.create_user(name, password)[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -90,23 +33,9 @@ def server(tmp_path_factory):
     srv.stop()
 
 
-def sdk_client(server: Server, user: str = "alice"):
-    from seeme import Client
-
-    return Client(username=user, apikey=server.keys[user], backend=server.base, env_file="/nonexistent/.env")
-
-
 @pytest.fixture(scope="module")
 def client(server):
     return sdk_client(server)
-
-
-def png(seed: int) -> bytes:
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", (4 + seed % 5, 3), (seed * 40 % 256, 90, 200)).save(out, "PNG")
-    return out.getvalue()
 
 
 def names(path: Path) -> list[str]:

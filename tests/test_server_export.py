@@ -13,58 +13,14 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_server_api import Server
-from typer.testing import CliRunner
 
-from engine.cli import app as cli_app
-from engine.demo import create_demo
 from engine.store import Store
+from servers import Server, auth, cli_export, store_with_demo, url
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
     pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
 ]
-
-
-def _store_with_demo(folder: Path, owner: str) -> tuple[Path, str, list]:
-    store = folder / "store"
-    with Store.open(store, create=True) as opened:
-        made = create_demo(opened, items=30, seed=1)
-        key = opened.create_user(owner, "pw")[1]
-        assert sorted(opened.give_datasets(owner)) == sorted(d.dataset_id for d in made)
-    return store, key, made
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("export")
-    store, key, made = _store_with_demo(folder, "alice")
-    srv = Server(store)
-    srv.keys = {"alice": key}
-    yield srv, made
-    srv.stop()
-
-
-def url(srv: Server, d, split: str | None = None, fmt: str | None = None) -> str:
-    base = f"{srv.base}datasets/{d.dataset_id}/versions/{d.version_id}/download"
-    if split:
-        base += f"/{split}"
-    return base + (f"?format={fmt}" if fmt else "")
-
-
-def auth(srv: Server, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {srv.keys['alice']}", **extra}
-
-
-def cli_export(store: Path, d, fmt: str, tmp_path: Path, split: str | None = None) -> bytes:
-    out = tmp_path / f"cli-{d.name}-{fmt}-{split}.zip"
-    args = ["export", "--store", str(store), d.dataset_id, d.version_id, "--format", fmt, "-o", str(out),
-            "--no-progress"]
-    if split:
-        args += ["--split", split]
-    result = CliRunner().invoke(cli_app, args)
-    assert result.exit_code == 0, result.output
-    return out.read_bytes()
 
 
 def test_every_demo_dataset_matches_the_cli_with_exact_length(demo, tmp_path):
@@ -179,7 +135,7 @@ def _server_sizing_nothing_up_front(store: Path, key: str) -> Server:
 
 def test_large_versions_stream_at_once_then_learn_their_length(tmp_path):
     """Above the up-front sizing limit the first download is chunked; its size is then cached."""
-    store, key, made = _store_with_demo(tmp_path, "alice")
+    store, key, made = store_with_demo(tmp_path, "alice")
     srv = _server_sizing_nothing_up_front(store, key)
     try:
         d = made[0]

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_server_api import Server
+from servers import Server
 from typer.testing import CliRunner
 
 from engine.cli import app as cli_app
 from engine.demo import create_demo
-from engine.pipeline import ExportOptions, run_export
-from engine.sinks import FileSink
-from engine.sources import StoreSource
 from engine.store import Store
+from import_support import entries, export_bytes
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -26,26 +24,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
-
-
-def export_bytes(store: Path, dataset_id: str, version_id: str, fmt: str, tmp_path: Path) -> bytes:
-    out = tmp_path / f"{version_id}-{fmt}.zip"
-    run_export(lambda: StoreSource(store), dataset_id, version_id, FileSink(out), ExportOptions(format=fmt))
-    return out.read_bytes()
-
-
-def entries(data: bytes, old: str = "", new: str = "") -> dict[str, bytes]:
-    """Entry name -> bytes, the version id renamed; SPACY_NER item ids (new on import) left out."""
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        out = {}
-        for info in zf.infolist():
-            body = zf.read(info)
-            if old:
-                body = body.replace(old.encode(), new.encode())
-            if info.filename.endswith(".json") and body.startswith(b"[{"):
-                body = json.dumps([{k: v for k, v in doc.items() if k != "id"} for doc in json.loads(body)]).encode()
-            out[info.filename.replace(old, new) if old else info.filename] = body
-        return out
 
 
 @pytest.fixture()

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_server_api import ROOT, Server
-from test_server_import import entries, export_bytes
+from servers import ROOT, Server
+from import_support import entries, export_bytes
 
 from engine.demo import create_demo
 from engine.model import ContentType

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_server_api import ROOT, Server
+from servers import ROOT, Server
 
 from engine.store import Store
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 from formats_support import ann, item, label, make_ctx, render, split
-from test_server_api import ROOT, Server, make_user, png, sdk_client
+from servers import ROOT, Server, make_user, png, sdk_client
 
 from engine.errors import InvalidInput
 from engine.server.bodies import MAX_JSON_BODY, MAX_VERSION_NUMBER

@@ -1,0 +1,112 @@
+"""A real ``dsexport serve`` on a free loopback port, SDK clients, and the demo data the server tests share."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from engine.cli import app as cli_app
+from engine.demo import create_demo
+from engine.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, store: Path, worker: str = "trio") -> None:
+        self.store = store
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}/api/v1/"
+        self.log = store.parent / f"server-{self.port}.log"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self._log_file = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "engine", "serve", "--store", str(store), "--bind", f"127.0.0.1:{self.port}",
+             "--worker", worker],
+            env=env, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=store.parent,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.log.read_text()}")
+
+    def stop(self) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log_file.close()
+        return self.proc.returncode
+
+
+def make_user(store: Path, name: str, password: str = "pw") -> str:
+    with Store.open(store, create=True) as opened:
+        return opened.create_user(name, password)[1]
+
+
+def sdk_client(server: Server, user: str = "alice"):
+    from seeme import Client
+
+    return Client(username=user, apikey=server.keys[user], backend=server.base, env_file="/nonexistent/.env")
+
+
+def png(seed: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4 + seed % 5, 3), (seed * 40 % 256, 90, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def store_with_demo(folder: Path, owner: str) -> tuple[Path, str, list]:
+    store = folder / "store"
+    with Store.open(store, create=True) as opened:
+        made = create_demo(opened, items=30, seed=1)
+        key = opened.create_user(owner, "pw")[1]
+        assert sorted(opened.give_datasets(owner)) == sorted(d.dataset_id for d in made)
+    return store, key, made
+
+
+def url(srv: Server, d, split: str | None = None, fmt: str | None = None) -> str:
+    base = f"{srv.base}datasets/{d.dataset_id}/versions/{d.version_id}/download"
+    if split:
+        base += f"/{split}"
+    return base + (f"?format={fmt}" if fmt else "")
+
+
+def auth(srv: Server, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {srv.keys['alice']}", **extra}
+
+
+def cli_export(store: Path, d, fmt: str, tmp_path: Path, split: str | None = None) -> bytes:
+    out = tmp_path / f"cli-{d.name}-{fmt}-{split}.zip"
+    args = ["export", "--store", str(store), d.dataset_id, d.version_id, "--format", fmt, "-o", str(out),
+            "--no-progress"]
+    if split:
+        args += ["--split", split]
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+    return out.read_bytes()
