@@ -13,13 +13,13 @@ from engine.errors import InvalidInput, NotFound, choices_hint
 from engine.ids import new_id, now_iso
 from engine.model import Annotation, DatasetItem, DatasetSplit
 from engine.store.api import BlobRef, NewItem, VersionConflict
-from engine.store.blobs.local import BlobFile
 from engine.store.rules import check_coordinates
 from engine.store.sqlite.catalog import CatalogReads
 from engine.store.sqlite.db import SqliteWrites
 from engine.store.sqlite.rows import ANN_COLS, ITEM_COLS
 from engine.store.sqlite.rows import annotation as annotation_row
 from engine.store.sqlite.rows import split as split_row
+from formats.base import Blob
 
 __all__ = ["ItemReads", "ItemWrites"]
 
@@ -163,7 +163,7 @@ class ItemReads(CatalogReads):
             where.append("NOT EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id)")
         return " AND ".join(where), args
 
-    def item_file(self, item_id: str) -> tuple[bytes | BlobFile, str] | None:
+    def item_file(self, item_id: str) -> tuple[bytes | Blob, str] | None:
         """An item's file content and extension in one query; None if it has no file."""
         row = self._one(
             "SELECT b.sha256, b.size, b.crc32, b.data, coalesce(i.extension, '')"
