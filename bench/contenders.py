@@ -162,12 +162,14 @@ def _materialise(dataset: Dataset, out: Path) -> dict:
 
 
 def _crc32(dataset: Dataset, out: Path) -> dict:
-    from engine.store import Store
+    from engine.store import PageContent, Store
 
     crc, size = 0, 0
     with Store.open(dataset.store, create=False) as store:
         needs_blobs = dataset.format in ("folders", "yolo")
-        for page in store.iter_pages(dataset.version_id, with_content=needs_blobs, include_unsplit=True):
+        for page in store.iter_pages(
+            dataset.version_id, content=PageContent.BYTES if needs_blobs else PageContent.NONE, include_unsplit=True
+        ):
             for item in page:
                 content = item.content
                 if not needs_blobs:

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.datasets import Dataset, Params
 from bench.layouts import materialise
 from engine.model import ContentType
-from engine.store import NewItem, Store
+from engine.store import NewItem, PageContent, Store
 from formats.coordinates import Span, format_span
 
 __all__ = ["BUILDERS", "TreeWriter", "generate", "write_tree"]
@@ -249,7 +249,7 @@ def _made(
 ) -> Dataset:
     files: list[str] = []
     if with_files:
-        for page in store.iter_pages(version_id or "", with_content=True, include_unsplit=True):
+        for page in store.iter_pages(version_id or "", content=PageContent.BYTES, include_unsplit=True):
             files.extend(str(item.content.path) for item in page)  # type: ignore[union-attr]
     return Dataset(
         kind="", params={}, root="", dataset_id=dataset_id or "", version_id=version_id or "",

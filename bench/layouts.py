@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from engine.store import Store
+from engine.store import PageContent, Store
 from formats.paths import file_name
 
 if TYPE_CHECKING:
@@ -113,7 +113,10 @@ def _content(item) -> bytes | Path:
 
 def _pages(dataset: Dataset, store: Store, *, with_content: bool, split_ids: list[str] | None = None):
     return store.iter_pages(
-        dataset.version_id, split_ids, with_content=with_content, include_unsplit=split_ids is None
+        dataset.version_id,
+        split_ids,
+        content=PageContent.BYTES if with_content else PageContent.NONE,
+        include_unsplit=split_ids is None,
     )
 
 

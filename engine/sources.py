@@ -21,7 +21,7 @@ import msgspec
 
 from engine.errors import MissingBlob
 from engine.model import Dataset, DatasetSplit, DatasetVersion, Label
-from engine.store import Store, StoreReader
+from engine.store import PageContent, StoreReader
 from engine.turns import CpuTurns, in_turn
 from formats.base import ExportItem
 
@@ -91,11 +91,7 @@ class StoreSource:
         """A read-only connection: every page of the export sees one snapshot."""
         if self._store is None:
 
-            def open_reader() -> StoreReader:
-                with Store.open(self._root, create=False) as store:
-                    return store.reader()
-
-            self._store = await anyio.to_thread.run_sync(open_reader)
+            self._store = await anyio.to_thread.run_sync(StoreReader.open, self._root)
         return self._store
 
     async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:
@@ -125,7 +121,7 @@ class StoreSource:
         page_iter = store.iter_pages(
             plan.version.id or "",
             [plan.split.id or ""] if plan.split else None,
-            with_content=with_content,
+            content=PageContent.BYTES if with_content else PageContent.NONE,
             include_unsplit=plan.split is None,
             page_size=self._page_size,
             start=start,

@@ -14,7 +14,7 @@ from PIL import Image
 
 from engine.demo import DemoDataset, create_demo
 from engine.errors import InvalidInput
-from engine.store import Store
+from engine.store import PageContent, Store
 from formats.coordinates import parse_box, parse_span
 
 
@@ -31,7 +31,7 @@ def demo(tmp_path: Path):
 
 
 def occurrences(store: Store, d: DemoDataset):
-    pages = store.iter_pages(d.version_id, None, with_content=True, include_unsplit=True, page_size=7)
+    pages = store.iter_pages(d.version_id, None, content=PageContent.BYTES, include_unsplit=True, page_size=7)
     return [item for page in pages for item in page]
 
 

@@ -20,7 +20,7 @@ from write_between_server import WriteBetweenServer
 from bench.proxy import ImpairedProxy
 from engine import Client
 from engine.demo import create_demo
-from engine.store import Store
+from engine.store import PageContent, Store
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -51,7 +51,7 @@ def relabel_the_first_labelled_item(srv: WriteBetweenServer, version_id: str) ->
     """
     with Store.open(srv.store, create=False) as opened:
         labels = {label.id: label.name for label in opened.labels(version_id)}
-        pages = opened.iter_pages(version_id, with_content=False)
+        pages = opened.iter_pages(version_id, content=PageContent.NONE)
         first = next(item for page in pages for item in page if item.annotations)
         annotation = opened.get_item(first.id).annotations[0]
     other = next(label_id for label_id in labels if label_id != annotation.label_id)

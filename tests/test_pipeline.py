@@ -9,15 +9,14 @@ from pathlib import Path
 
 import anyio
 import pytest
-
 from archive_check import check_archive
-from engine.blobs import BlobInfo
+
 from engine.demo import create_demo
 from engine.errors import ContentError, InvalidInput, MissingBlob, NotFound, OutputError
 from engine.pipeline import ExportOptions, export, run_export
 from engine.sinks import FileSink
 from engine.sources import StoreSource
-from engine.store import Store
+from engine.store import BlobRef, Store
 
 BACKENDS = ["trio", "asyncio"]
 
@@ -160,9 +159,9 @@ def blob_store(tmp_path: Path):
     return root, ds.id, version.id, items
 
 
-def _blob_path(root: Path, info: BlobInfo) -> Path:
+def _blob_path(root: Path, info: BlobRef) -> Path:
     with Store.open(root) as store:
-        return store.blobs.path_for(info.sha256)
+        return store.blobs.files.path_for(info.sha256)
 
 
 def test_file_blobs_are_streamed_and_verified(blob_store, tmp_path: Path):

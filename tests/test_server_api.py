@@ -6,12 +6,14 @@ The server subprocess and SDK clients come from ``servers.py``.
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import requests
 
-from engine.store import Store
+from engine.store import DB_NAME, Store
 from servers import Server, make_user, png, sdk_client
 
 pytestmark = [
@@ -346,7 +348,7 @@ def test_sigterm_stops_cleanly_during_a_download(tmp_path):
     store = tmp_path / "store"
     key = make_user(store, "dora")
     with Store.open(store, create=False) as opened:
-        uid = opened._one("SELECT id FROM users WHERE username = 'dora'")[0]
+        uid = opened.user_for_key(key)
         ds = opened.create_dataset("big-text", "text", default_splits=True, user_id=uid)
         v = ds.versions[0]
         from engine.store import NewItem
@@ -369,7 +371,8 @@ def test_sigterm_stops_cleanly_during_a_download(tmp_path):
     assert requests.get(srv.base + "applications", headers={"Authorization": f"Bearer {key}"}).json() == []
     assert srv.stop() == 0
     conn.close()
+    with closing(sqlite3.connect(store / DB_NAME)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with Store.open(store, create=False) as opened:
-        assert opened._one("PRAGMA integrity_check")[0] == "ok"
         assert opened.count_items(v.id) == 3000
     assert "Traceback" not in srv.log.read_text()

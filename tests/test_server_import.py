@@ -32,9 +32,7 @@ def demo_store(tmp_path):
     with Store.open(store, create=True) as opened:
         made = create_demo(opened, items=25, seed=3)
         key = opened.create_user("alice", "pw")[1]
-        uid = opened._one("SELECT id FROM users WHERE username = 'alice'")[0]
-        with opened._tx() as db:
-            db.execute("UPDATE datasets SET user_id = ?", (uid,))
+        opened.give_datasets("alice")
     return store, made, key
 
 

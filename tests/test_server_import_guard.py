@@ -208,9 +208,7 @@ def served(tmp_path_factory):
     with Store.open(store, create=True) as opened:
         made = {d.name: d for d in create_demo(opened, items=6, seed=1)}
         key = opened.create_user("alice", "pw")[1]
-        uid = opened._one("SELECT id FROM users WHERE username = 'alice'")[0]
-        with opened._tx() as db:
-            db.execute("UPDATE datasets SET user_id = ?", (uid,))
+        opened.give_datasets("alice")
     srv = Server(store)
     try:
         yield store, made, key, srv
@@ -341,9 +339,7 @@ def test_csv_cell_beyond_the_csv_module_limit_round_trips(served, tmp_path):
         split = opened.create_split(version_id, "train").id or ""
         opened.add_items(version_id, [NewItem(text=f"1,{big}", split_ids=[split], annotations=[(label, split, "")]),
                                       NewItem(text="2,short", split_ids=[split])])
-        uid = opened._one("SELECT id FROM users WHERE username = 'alice'")[0]
-        with opened._tx() as db:
-            db.execute("UPDATE datasets SET user_id = ? WHERE id = ?", (uid, ds.id))
+        opened.give_datasets("alice", [ds.id or ""])
     dataset_id = ds.id or ""
     first = export_bytes(store, dataset_id, version_id, "csv", tmp_path)
     assert len(big) > 131_072 and f"1,{big},keep,train".encode() in first

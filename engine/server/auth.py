@@ -6,7 +6,7 @@ belongs to its creator; another user's dataset, and anything under it, is
 answered 404 exactly like an id that does not exist, so ids cannot be probed.
 
 Store calls run in worker threads, each on its own SQLite connection
-(``engine.connections``): reads run beside writes and never wait for them,
+(``engine.store.sqlite.db``): reads run beside writes and never wait for them,
 write transactions queue on the store's write lock (exports open their own
 read-only connections).
 """

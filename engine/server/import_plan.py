@@ -20,7 +20,7 @@ from itertools import groupby
 
 import msgspec
 
-from engine.blobs import BlobInfo
+from engine.store import BlobRef
 
 __all__ = ["Plan", "PlannedItem"]
 
@@ -49,7 +49,7 @@ class PlannedItem(msgspec.Struct):
     extension: str
     text: str
     member: str | None
-    blob: BlobInfo | None
+    blob: BlobRef | None
     splits: list[str]
     #: (label name, split name, coordinates)
     annotations: list[tuple[str, str, str]]
@@ -115,7 +115,7 @@ class Plan:
     def add_membership(self, item: int, split: str) -> None:
         self._db.execute("INSERT INTO memberships (seq, split) VALUES (?, ?)", (item, split))
 
-    def set_blob(self, item: int, blob: BlobInfo) -> None:
+    def set_blob(self, item: int, blob: BlobRef) -> None:
         """The item's content is this blob, already in the store's blob folder."""
         self._db.execute(
             "UPDATE items SET sha256 = ?, size = ?, crc32 = ? WHERE seq = ?", (blob.sha256, blob.size, blob.crc32, item)
@@ -178,7 +178,7 @@ class Plan:
             if next_ann is not None and next_ann[0] == seq:
                 anns = [(r[1], r[2], r[3]) for r in next_ann[1]]
                 next_ann = next(annotations, None)
-            blob = BlobInfo(sha, size, crc) if sha is not None else None
+            blob = BlobRef(sha, size, crc) if sha is not None else None
             yield PlannedItem(name, extension, text, member, blob, splits, anns)
 
     def _rows(self, sql: str) -> Iterator[tuple]:

@@ -61,10 +61,15 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.routing import Route
 
-from engine.blobs import INLINE_LIMIT
 from engine.errors import InvalidInput
 from engine.model import ContentType
-from engine.server.archive_guard import MAX_RATIO, check_inflation, check_layout, open_archive, refused
+from engine.server.archive_guard import (
+    MAX_RATIO,
+    check_inflation,
+    check_layout,
+    open_archive,
+    refused,
+)
 from engine.server.auth import check_version, service
 from engine.server.bodies import JSON
 from engine.server.import_plan import Plan
@@ -78,7 +83,7 @@ from engine.server.import_reads import (
     text_lines,
 )
 from engine.server.import_upload import capped_form
-from engine.store import NewItem, Store
+from engine.store import INLINE_LIMIT, NewItem, Store
 from formats import FORMATS, get_format, natural_format
 
 __all__ = ["MAX_ENTRIES", "MAX_RATIO", "ImportCounts", "check_archive", "import_archive", "routes"]

@@ -1,6 +1,6 @@
 """An archive's exact size before a byte of it is written.
 
-The format is run over the version's metadata with :class:`SizedBlob`
+The format is run over the version's metadata with :class:`~engine.store.BlobRef`
 stand-ins for content (the store recorded every blob's size at ingest), and
 the ``(path, size)`` of each entry it asks for goes into
 ``predicted_zip_size``, zipstream-ng's own accounting. No blob is read. The
@@ -22,7 +22,7 @@ from engine.errors import MissingBlob
 from engine.pipeline import ExportOptions, check_options
 from engine.sources import ExportPlan
 from engine.spool import FileSpool, SpillingClaims
-from engine.store import StoreReader
+from engine.store import PageContent, StoreReader
 from engine.zipwriter import predicted_zip_size
 from formats.base import ExportContext
 
@@ -77,10 +77,9 @@ def archive_size(reader: StoreReader, dataset_id: str, version_id: str, options:
         pages = reader.iter_pages(
             version_id,
             [plan.split.id or ""] if plan.split else None,
-            with_content=needs,
+            content=PageContent.SIZES if needs else PageContent.NONE,
             include_unsplit=plan.split is None,
             page_size=2048,
-            sizes_only=True,
         )
         with closing(pages):  # a format's refusal ends the page read here, not when the garbage collector gets to it
             for page in pages:
