@@ -281,6 +281,10 @@ class StoreReader:
     def _all(self, sql: str, args: tuple = ()) -> list[Any]:
         return self._db.execute(sql, args).fetchall()
 
+    def version_in_dataset(self, dataset_id: str, version_id: str) -> bool:
+        """Whether ``version_id`` names a version of ``dataset_id`` (the HTTP API's ownership check)."""
+        return self._one("SELECT 1 FROM versions WHERE id = ? AND dataset_id = ?", (version_id, dataset_id)) is not None
+
     def _version_row(self, version_id: str) -> tuple[str, str]:
         """(dataset_id, content_type) of a version, or NotFound listing the versions."""
         row = self._one(
