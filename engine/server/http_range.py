@@ -44,6 +44,8 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     if m is None or m.groups() == ("", ""):
         raise ValueError(header)
     first, last = m.groups()
+    if size <= 0:  # nothing to send a part of (no archive is empty: this guards the arithmetic)
+        return None
     if first == "":
         length = int(last)
         if length == 0:
