@@ -16,7 +16,9 @@ write transactions queue on the store's write lock.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -30,6 +32,8 @@ __all__ = ["EXPORT_TURNS", "AppState", "Service", "app_state", "service"]
 #: thread at a time, so more turns only add contention (16 downloads: 32 s with 1, 45 s with 2).
 EXPORT_TURNS = int(os.environ.get("DSEXPORT_EXPORT_TURNS", "1"))
 
+T = TypeVar("T")
+
 
 class AppState:
     """The store of the app and what concurrent exports share."""
@@ -41,6 +45,14 @@ class AppState:
         self.cpu = CpuTurns(EXPORT_TURNS)
         #: ETag -> size learnt by a finished export, until the store has it (event loop only).
         self._unsaved_sizes: dict[str, int] = {}
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run store work as the server does: directly, in the calling worker thread, taking no lock.
+
+        The store gives each thread its own connection; reads never wait for a
+        write (SQLite WAL), writes queue on the store's write lock.
+        """
+        return fn(*args, **kwargs)
 
     def size_of(self, etag: str) -> int | None:
         """The exact archive size for an export ETag, if known. Call it in a worker thread."""
