@@ -1,24 +1,34 @@
 """The HTTP service: a SeeMe-compatible dataset API over the embedded store.
 
-    app.py        create_app(): routes, error mapping, per-request log line
-    auth.py       Bearer API keys -> user; ownership checks (404, never data)
-    bodies.py     msgspec request/response Structs and the JSON response class
-    accounts.py   register, login, logout, applications
-    datasets.py   datasets, versions, labels, splits, label stats
-    items.py      items, item files, states, annotations
-    download.py   the export endpoint: streaming, Content-Length, ETag, Range
-    sizing.py     an archive's exact size from metadata alone
-    ingest.py     import of an exported ZIP into a version (HTTP and CLI)
-    openapi.py    GET /openapi.json from the routes and the Structs
-    serve.py      Hypercorn on trio or uvloop
-    cli.py        `dsexport serve`, `dsexport user create`, `dsexport import`
+    app.py          create_app(): the table's routes, error mapping, access log
+    state.py        the app state: the store, export turns, archive sizes
+    auth.py         Bearer API key -> user; ownership checks (404, never data), no SQL
+    routes.py       the one endpoint table: Starlette routes and /openapi.json
+    operations/     one sync function per SeeMe operation, one thread hop per request
+    params.py       query parameters and If-Match: declared, parsed, documented
+    bodies.py       msgspec request/response Structs and the JSON response class
+    openapi.py      the OpenAPI document of the endpoint table
+    accounts.py     register, login (special: before anyone is authorized)
+    files.py        an item's file: multipart upload, streamed download
+    exports.py      the export download: streaming, Content-Length, ETag, Range
+    http_range.py   pure Range / If-Range / If-None-Match / ETag helpers
+    snapshot.py     one read snapshot per download
+    sizing.py       an archive's exact size from metadata alone
+    ingest.py       import of an exported ZIP into a version (HTTP and CLI)
+    docs.py         /, /docs (Swagger UI) and the API index
+    serve.py        Hypercorn on trio or uvloop
+    status_line.py  reason phrases on every status line
+    cli.py          `dsexport serve`, `dsexport user create`, `dsexport import`
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["create_app"]
+__all__ = ["API_PREFIX", "create_app"]
+
+#: Where every API path lives (the pages for people and /openapi.json live outside it).
+API_PREFIX = "/api/v1"
 
 
 def __getattr__(name: str) -> Any:

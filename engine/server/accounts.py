@@ -1,15 +1,20 @@
-"""Register, login, logout, and the ``applications`` list the SDK reads on start-up."""
+"""Register and login: hand-written, because they answer before anyone is authorized.
+
+Failures answer ``{"message": ...}``, which is what the SDK reads (it looks
+at the message, not the status). Logout and ``applications`` are ordinary
+operations (``engine.server.operations.accounts``).
+"""
 
 from __future__ import annotations
 
+import anyio.to_thread
 from starlette.requests import Request
-from starlette.routing import Route
 
 from engine.errors import InvalidInput
-from engine.server.auth import bearer, db, service, user_id
 from engine.server.bodies import JSON, LoginIn, LoginReply, RegisterIn, User, read_body
+from engine.server.state import app_state
 
-__all__ = ["routes"]
+__all__ = ["login", "register"]
 
 
 async def register(request: Request) -> JSON:
@@ -17,16 +22,19 @@ async def register(request: Request) -> JSON:
     body = await read_body(request, RegisterIn)
     if missing := _blank_fields(username=body.username, password=body.password):
         return JSON({"message": f"register needs a non-empty {' and '.join(missing)}"}, 400)
-    try:
-        user, key = await db(
-            request,
-            service(request).store.create_user,
+    store = app_state(request).store
+
+    def create():
+        return store.create_user(
             body.username,
             body.password,
             email=body.email or "",
             name=body.name or "",
             firstname=body.firstname or "",
         )
+
+    try:
+        user, key = await anyio.to_thread.run_sync(create)
     except InvalidInput as exc:
         return JSON({"message": str(exc)}, 400)
     return JSON(User(apikey=key, **user), 201)
@@ -41,7 +49,7 @@ async def login(request: Request) -> JSON:
     body = await read_body(request, LoginIn)
     if missing := _blank_fields(username=body.username, password=body.password):
         return JSON({"message": f"login needs a non-empty {' and '.join(missing)}"}, 400)
-    found = await db(request, service(request).store.login, body.username, body.password)
+    found = await anyio.to_thread.run_sync(app_state(request).store.login, body.username, body.password)
     if found is None:
         return JSON({"message": "wrong username or password"}, 401)
     user, key = found
@@ -51,24 +59,3 @@ async def login(request: Request) -> JSON:
 def _blank_fields(**fields: str | None) -> list[str]:
     """The names of the fields that are missing, empty or only blanks, quoted for a message."""
     return [f"'{name}'" for name, value in fields.items() if not (value or "").strip()]
-
-
-async def logout(request: Request) -> JSON:
-    """Revokes the key the request was made with."""
-    await user_id(request)
-    await db(request, service(request).store.revoke_key, bearer(request) or "")
-    return JSON({})
-
-
-async def applications(request: Request) -> JSON:
-    """No model applications here: an empty array, which is what the SDK's constructor needs."""
-    await user_id(request)
-    return JSON([])
-
-
-routes = [
-    Route("/register", register, methods=["POST"]),
-    Route("/login", login, methods=["POST"]),
-    Route("/logout", logout, methods=["POST"]),
-    Route("/applications", applications, methods=["GET"]),
-]

@@ -1,4 +1,4 @@
-"""The ASGI app: routes under ``/api/v1``, errors as JSON, one log line per request.
+"""The ASGI app: the endpoint table's routes, errors as JSON, one log line per request.
 
 Errors: ``NotFound`` 404, ``InvalidInput`` 400, a failed If-Match 412 with
 ``{"current_version": n}`` (what the SDK reads), anything unexpected 500.
@@ -16,26 +16,19 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.routing import Mount, Route, Router
+from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import DsexportError, InvalidInput, NotFound
-from engine.server import accounts, datasets, docs, download, ingest, items, openapi
-from engine.server.auth import Service
-from engine.server.bodies import JSON, ErrorReply
+from engine.server import API_PREFIX, docs
+from engine.server.bodies import ErrorReply
+from engine.server.routes import api_routes, top_level_routes
+from engine.server.state import AppState
 from engine.store import VersionConflict
 
 __all__ = ["API_PREFIX", "create_app"]
 
-API_PREFIX = "/api/v1"
 log = logging.getLogger("dsexport.http")
-
-
-def api_routes() -> list[Route]:
-    return [
-        Route("/", docs.api_index, methods=["GET"]),
-        *accounts.routes, *datasets.routes, *items.routes, *download.routes, *ingest.routes,
-    ]
 
 
 async def _http_error(request: Request, exc: Exception) -> ErrorReply:
@@ -129,7 +122,7 @@ class LoggedStarlette(Starlette):
 
 def create_app(store_root: str | Path) -> Starlette:
     """The app over the store at ``store_root`` (created if absent)."""
-    service = Service(Path(store_root))
+    service = AppState(Path(store_root))
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
@@ -141,7 +134,7 @@ def create_app(store_root: str | Path) -> Starlette:
     api = Router(routes=api_routes(), redirect_slashes=False)
     app = LoggedStarlette(
         routes=[
-            Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+            *top_level_routes(),  # /openapi.json
             *docs.routes,  # /, /docs and its assets
             Mount(API_PREFIX, app=api),
         ],

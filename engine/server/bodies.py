@@ -58,7 +58,9 @@ __all__ = [
     "StateIn",
     "User",
     "VersionIn",
+    "decode_body",
     "read_body",
+    "read_capped",
 ]
 
 _encoder = msgspec.json.Encoder()
@@ -212,7 +214,11 @@ REPLIES = (Dataset, DatasetVersion, Label, DatasetSplit, DatasetItem, Annotation
 
 async def read_body(request: Request, kind: type[msgspec.Struct]) -> Any:
     """The body parsed as JSON into ``kind``, whatever the Content-Type; InvalidInput if it is not."""
-    raw = await _read_capped(request)
+    return decode_body(await read_capped(request), kind)
+
+
+def decode_body(raw: bytes, kind: type[msgspec.Struct]) -> Any:
+    """``raw`` parsed as JSON into ``kind`` (an empty body is ``{}``); InvalidInput if it is not."""
     what = kind.__name__.removesuffix("In").lower()
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
@@ -226,7 +232,7 @@ def _too_large() -> HTTPException:
     return HTTPException(413, f"the request body is over the limit of {MAX_JSON_BODY} bytes for JSON bodies")
 
 
-async def _read_capped(request: Request) -> bytes:
+async def read_capped(request: Request) -> bytes:
     """The body, refused with 413 past :data:`MAX_JSON_BODY` bytes: on its Content-Length before a
     byte is read, else as soon as the bytes received pass the limit (a chunked body)."""
     declared = request.headers.get("content-length", "")

@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from engine.server import API_PREFIX
 from engine.server.bodies import JSON
 
 __all__ = ["api_index", "routes"]
@@ -90,7 +91,7 @@ def _root(request: Request) -> str:
 async def home(request: Request) -> Response:
     """``/``: a small page linking the docs and the API."""
     root = html.escape(_root(request))
-    return HTMLResponse(_HOME_PAGE.format(docs=f"{root}/docs", api=f"{root}/api/v1/", openapi=f"{root}/openapi.json"))
+    return HTMLResponse(_HOME_PAGE.format(docs=f"{root}/docs", api=f"{root}{API_PREFIX}/", openapi=f"{root}/openapi.json"))
 
 
 async def docs_page(request: Request) -> Response:

@@ -27,7 +27,7 @@ from servers import ROOT, Server, make_user, png, sdk_client
 
 from engine.errors import InvalidInput
 from engine.server.bodies import MAX_JSON_BODY, MAX_VERSION_NUMBER
-from engine.server.items import MAX_PAGE_COUNT, MAX_PAGE_SIZE
+from engine.server.params import MAX_PAGE_COUNT, MAX_PAGE_SIZE
 from engine.store import MAX_DESCRIPTION_LENGTH, MAX_LABEL_INDEX, MAX_NAME_LENGTH, Store
 from formats.yolo import YoloFormat
 

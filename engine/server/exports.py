@@ -20,24 +20,24 @@ Headers:
   (``sizing.py``) up front when the version is small (at most
   :data:`SIZE_UP_FRONT` items) or a Range is asked for; a large
   version's first download streams at once without a length (chunked), and
-  its size, known when that export ends, is cached per ETag so every later
+  its size, known when that export ends, is kept per ETag so every later
   download and every resume has it. Sizes are kept in the store
-  (``archive_sizes``), so they survive a restart; a version's change drops
-  the sizes of its older revisions. Deflated archives are sized only by a
+  (``archive_sizes``, through ``state.AppState``), so they survive a restart;
+  a version's change drops the sizes of its older revisions. Deflated archives are sized only by a
   completed export.
 * The format: ``?format=`` if it fits the dataset's content type, else the
   natural one (images and text: folders; tabular: csv; ner: spacy-ner), so
   the SDK's sticky ``params={}`` default (seeme-api.md §7.1) cannot break
   ``download_df``. ``X-Dsexport-Format`` says which was used; an unknown
   format name is a 400.
-* ``Range``/``If-Range``: one ``bytes=`` range answered 206. The archive is
-  regenerated and the bytes outside the range are dropped; the export stops
-  as soon as the range end has been sent.
+* ``Range``/``If-Range``: one ``bytes=`` range answered 206 (the header
+  rules are pure functions in ``http_range.py``). The archive is regenerated
+  and the bytes outside the range are dropped; the export stops as soon as
+  the range end has been sent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -49,18 +49,26 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from engine.errors import InvalidInput, OutputError
 from engine.pipeline import ExportOptions, check_options, export
 from engine.turns import CpuTurns
-from engine.server.auth import Service, check_version, service
+from engine.server.auth import check_version
+from engine.server.http_range import (
+    content_range,
+    etag_of,
+    if_none_match_hits,
+    if_range_holds,
+    parse_range,
+    unsatisfied_range,
+)
 from engine.server.sizing import archive_size, resolve_plan
 from engine.server.snapshot import DownloadSnapshot
+from engine.server.state import AppState, app_state
 from formats import FORMATS, get_format, natural_format
 
-__all__ = ["SIZE_UP_FRONT", "routes"]
+__all__ = ["SIZE_UP_FRONT", "download"]
 
 log = logging.getLogger("dsexport.http")
 
@@ -68,8 +76,6 @@ log = logging.getLogger("dsexport.http")
 SIZE_UP_FRONT = int(os.environ.get("DSEXPORT_SIZE_UP_FRONT", "20000"))
 #: Bumped whenever the engine's output for the same data changes.
 ARCHIVE_GENERATION = "dsx1"
-
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
 class _RangeDone(Exception):
@@ -133,7 +139,7 @@ class ExportResponse(Response):
 
     def __init__(
         self,
-        svc: Service,
+        svc: AppState,
         snapshot: DownloadSnapshot,
         dataset_id: str,
         version_id: str,
@@ -198,7 +204,8 @@ class ExportResponse(Response):
                 result = await export(source, *self._ids, sink, self._options, cpu=self._svc.cpu)
                 finished = True
                 if self._record_size:
-                    learnt = self._svc.sizes[self._etag] = result.bytes  # before the last byte leaves
+                    learnt = result.bytes
+                    self._svc.learn_size(self._etag, learnt)  # before the last byte leaves
             except _RangeDone:
                 finished = True
             except Exception as exc:  # noqa: BLE001 (headers are sent: log it and cut the stream)
@@ -215,24 +222,6 @@ class ExportResponse(Response):
         # Otherwise the response is left unfinished: the server closes the connection, and
         # the client sees a short body (Content-Length) or a missing last chunk, never a
         # truncated archive passed off as complete.
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """(start, end inclusive) of a single ``bytes=`` range; None if unsatisfiable; ValueError if malformed."""
-    m = _RANGE.fullmatch(header.strip())
-    if m is None or m.groups() == ("", ""):
-        raise ValueError(header)
-    first, last = m.groups()
-    if first == "":
-        length = int(last)
-        if length == 0:
-            return None
-        return max(size - length, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start >= size or start > end:
-        return None
-    return start, end
 
 
 def _filename(*parts: str) -> str:
@@ -253,7 +242,7 @@ async def download(request: Request) -> Response:
     without a body, the snapshot is released here.
     """
     _, dataset_id, version_id = await check_version(request)
-    svc = service(request)
+    svc = app_state(request)
     snapshot = await DownloadSnapshot.open(svc.store)
     try:
         response = await _respond(request, svc, snapshot, dataset_id, version_id)
@@ -266,7 +255,7 @@ async def download(request: Request) -> Response:
 
 
 async def _respond(
-    request: Request, svc: Service, snapshot: DownloadSnapshot, dataset_id: str, version_id: str
+    request: Request, svc: AppState, snapshot: DownloadSnapshot, dataset_id: str, version_id: str
 ) -> Response:
     """Status and headers from the snapshot's state; the caller releases the snapshot on cancellation."""
     q = request.query_params
@@ -285,11 +274,12 @@ async def _respond(
             fmt = natural
         options = ExportOptions(format=fmt, split=split, compression=compression)
         check_options(plan, options)
-        return plan, options, reader.revision(version_id)
+        revision = reader.revision(version_id)
+        split_id = plan.split.id if plan.split else ""
+        etag = etag_of(f"{ARCHIVE_GENERATION}:{version_id}:{revision}:{options.format}:{split_id}:{compression}")
+        return plan, options, revision, etag, svc.size_of(etag)
 
-    plan, options, revision = await anyio.to_thread.run_sync(prepare)
-    key = f"{ARCHIVE_GENERATION}:{version_id}:{revision}:{options.format}:{plan.split.id if plan.split else ''}:{compression}"
-    etag = '"' + hashlib.sha256(key.encode()).hexdigest()[:40] + '"'
+    plan, options, revision, etag, size = await anyio.to_thread.run_sync(prepare)
     name = _filename(plan.dataset.name, plan.version.name, plan.split.name if plan.split else "", options.format)
     headers = {
         "etag": etag,
@@ -298,27 +288,23 @@ async def _respond(
         "cache-control": "private, no-cache",
         "x-dsexport-format": options.format,
     }
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match and etag in [t.strip() for t in if_none_match.split(",")]:
+    if if_none_match_hits(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     range_header = request.headers.get("range")
-    if range_header is not None:
-        if_range = request.headers.get("if-range")
-        if if_range is not None and if_range.strip() != etag:
-            range_header = None  # the archive changed: send all of it
-    size = await svc.size_of(etag)
+    if range_header is not None and not if_range_holds(request.headers.get("if-range"), etag):
+        range_header = None  # the archive changed: send all of it
     if size is None and compression == "store" and (range_header is not None or plan.total <= SIZE_UP_FRONT):
         size = await anyio.to_thread.run_sync(archive_size, reader, dataset_id, version_id, options)
         await svc.remember_size(etag, version_id, revision, size)
     if range_header is not None and size is not None:
         try:
-            wanted = _parse_range(range_header, size)
+            wanted = parse_range(range_header, size)
         except ValueError:
             raise InvalidInput(f"malformed Range header {range_header!r}; expected bytes=START-[END]") from None
         if wanted is None:
-            return Response(status_code=416, headers={**headers, "content-range": f"bytes */{size}"})
+            return Response(status_code=416, headers={**headers, "content-range": unsatisfied_range(size)})
         start, end = wanted
-        headers["content-range"] = f"bytes {start}-{end}/{size}"
+        headers["content-range"] = content_range(start, end, size)
         headers["content-length"] = str(end - start + 1)
         return ExportResponse(
             svc, snapshot, dataset_id, version_id, options, status=206, headers=headers, start=start, end=end,
@@ -331,9 +317,3 @@ async def _respond(
         record_size=size is None,
     )
 
-
-V = "/datasets/{d}/versions/{v}"
-routes = [
-    Route(V + "/download", download, methods=["GET"]),
-    Route(V + "/download/{s}", download, methods=["GET"]),
-]
