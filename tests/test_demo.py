@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -170,22 +167,3 @@ def test_progress_counts_every_item_of_every_dataset(tmp_path: Path):
     assert {name for name, _ in seen} == {"pets", "reviews", "shapes", "iris-like", "news"}
     assert [made for name, made in seen if name == "reviews"] == [3, 4, 5, 6]
 
-
-def dsexport(*args: str) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if k != "DSEXPORT_STORE"}
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, env=env, timeout=120)
-
-
-def test_cli_demo_twice_names_the_datasets_and_force(tmp_path: Path):
-    store = str(tmp_path / "store")
-    assert dsexport("demo", "--store", store, "--items", "2").returncode == 0
-    again = dsexport("demo", "--store", store, "--items", "2")
-    assert again.returncode == 2, again.stderr.decode()
-    message = again.stderr.decode()
-    assert "pets, reviews, shapes, iris-like, news" in message and "--force" in message
-    assert "Traceback" not in message and len(message.strip().splitlines()) == 1
-    listed = dsexport("datasets", "--store", store, "--json")
-    assert len(json.loads(listed.stdout)) == 5
-    forced = dsexport("demo", "--store", store, "--items", "2", "--force", "--json")
-    assert forced.returncode == 0, forced.stderr.decode()
-    assert len(json.loads(dsexport("datasets", "--store", store, "--json").stdout)) == 10

@@ -18,7 +18,6 @@
     docs.py         /, /docs (Swagger UI) and the API index
     serve.py        Hypercorn on trio or uvloop
     status_line.py  reason phrases on every status line
-    cli.py          `dsexport serve`, `dsexport user create`, `dsexport import`
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ API_PREFIX = "/api/v1"
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy: ``dsexport`` loads engine.server.cli on every start; Starlette only when serving.
+    # Lazy: the CLI imports API_PREFIX on every start; Starlette only when serving.
     if name == "create_app":
         from engine.server.app import create_app
 

@@ -135,3 +135,18 @@ def test_ctrl_c_stops_and_removes_the_partial_file(tmp_path: Path, backend: str)
     assert proc.returncode == 130, stderr.decode()
     assert b"interrupted" in stderr
     assert list(out_dir.iterdir()) == []
+
+
+def test_cli_demo_twice_names_the_datasets_and_force(tmp_path: Path):
+    store = str(tmp_path / "store")
+    assert dsexport("demo", "--store", store, "--items", "2").returncode == 0
+    again = dsexport("demo", "--store", store, "--items", "2")
+    assert again.returncode == 2, again.stderr.decode()
+    message = again.stderr.decode()
+    assert "pets, reviews, shapes, iris-like, news" in message and "--force" in message
+    assert "Traceback" not in message and len(message.strip().splitlines()) == 1
+    listed = dsexport("datasets", "--store", store, "--json")
+    assert len(json.loads(listed.stdout)) == 5
+    forced = dsexport("demo", "--store", store, "--items", "2", "--force", "--json")
+    assert forced.returncode == 0, forced.stderr.decode()
+    assert len(json.loads(dsexport("datasets", "--store", store, "--json").stdout)) == 10
