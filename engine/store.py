@@ -292,6 +292,10 @@ class StoreReader:
             raise NotFound(f"unknown version {version_id!r}; known versions: {choices_hint(known)}")
         return row
 
+    def version_content_type(self, version_id: str) -> ContentType:
+        """The content type of a version's dataset; NotFound for an unknown version."""
+        return ContentType(self._version_row(version_id)[1])
+
     def _split_in(self, version_id: str, split_id: str) -> DatasetSplit:
         """A split of the version by id, or NotFound listing the version's splits."""
         splits = self.splits(version_id)
@@ -785,6 +789,12 @@ class Store(StoreReader):
 
     def __enter__(self) -> Store:
         return self
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything the store does inside commits together or not at all (nested store calls join it)."""
+        with self._tx():
+            yield
 
     @contextmanager
     def _tx(self, *, checked: bool = True) -> Iterator[sqlite3.Connection]:

@@ -157,7 +157,7 @@ def test_a_failure_late_in_the_ingest_rolls_everything_back(demo_store, tmp_path
         before = (opened.revision(d.version_id), opened.count_items(d.version_id),
                   [l.name for l in opened.labels(d.version_id)], [s.name for s in opened.splits(d.version_id)])
         from engine.errors import InvalidInput
-        from engine.server.ingest import import_archive
+        from engine.importer import import_archive
 
         with pytest.raises(InvalidInput, match="rejected archive"):
             import_archive(opened, d.version_id, io.BytesIO(data), "spacy-ner")
