@@ -55,7 +55,8 @@ names the CSV file, its separators and its label and split columns; the
 other columns are the data columns, which become the version's
 ``column_names``. Each row is one item whose text is its data values
 joined with the separator (quoted as a CSV record when a value holds the
-separator, a quote or a line break); its labels (split by
+separator, a quote or a line break; with one data column, the value as
+is); its labels (split by
 ``label_separator`` when ``multi_label``) annotate it in its split. A
 labelled row needs a split. The file is read a row at a time.
 """
@@ -280,7 +281,9 @@ def _read_rows(config: CsvConfig, rows: Iterator[list[str]], plan: PlanSink) -> 
         if len(row) != len(header):
             raise refused(f"{config.filename} line {line}: {len(row)} fields, the header has {len(header)}")
         values = [row[n] for n in data_at]
-        if any(sep in v or '"' in v or "\n" in v for v in values):
+        if len(values) == 1:  # one column: the text is the value as is, as it is written
+            text = values[0]
+        elif any(sep in v or '"' in v or "\n" in v for v in values):
             out = io.StringIO()
             csv.writer(out, delimiter=sep, lineterminator="").writerow(values)
             text = out.getvalue()
