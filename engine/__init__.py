@@ -2,7 +2,8 @@
 
 The light modules (model, errors) are imported eagerly. The rest load on
 first use, because ``formats`` imports ``engine.model`` and an eager import
-of the pipeline here would be circular.
+of the pipeline (or of ``DatasetFormat``, derived from ``formats.FORMATS``)
+here would be circular.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from engine.model import (
     Annotation,
     ContentType,
     Dataset,
-    DatasetFormat,
     DatasetItem,
     DatasetSplit,
     DatasetVersion,
@@ -68,6 +68,7 @@ __all__ = [
 _LAZY = {
     "AsyncClient": "engine.client",
     "Client": "engine.client",
+    "DatasetFormat": "engine.client.dataset_format",
     "ExportOptions": "engine.pipeline",
     "ExportResult": "engine.pipeline",
     "export": "engine.pipeline",

@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw
 from engine.errors import InvalidInput
 from engine.model import ContentType
 from engine.store import NewItem, Store
+from formats import natural_format
 from formats.coordinates import Span, format_span
 
 __all__ = ["DemoDataset", "DemoProgress", "create_demo", "demo_names"]
@@ -294,9 +295,9 @@ def _split_of(i: int, weights: tuple[int, ...]) -> int:
 _Made = tuple[str, str, Iterator[NewItem]]  # dataset id, version id, its items (drawn lazily, in order)
 _Builder = Callable[[Store, str, int, random.Random], _Made]
 _DATASETS: list[tuple[str, ContentType, str, _Builder]] = [
-    ("pets", ContentType.IMAGES, "folders", _pets),
-    ("reviews", ContentType.TEXT, "folders", _reviews),
-    ("shapes", ContentType.IMAGES, "yolo", _shapes),
-    ("iris-like", ContentType.TABULAR, "csv", _iris),
-    ("news", ContentType.NER, "spacy-ner", _news),
+    ("pets", ContentType.IMAGES, natural_format(ContentType.IMAGES.value), _pets),
+    ("reviews", ContentType.TEXT, natural_format(ContentType.TEXT.value), _reviews),
+    ("shapes", ContentType.IMAGES, natural_format(ContentType.IMAGES.value, has_boxes=True), _shapes),
+    ("iris-like", ContentType.TABULAR, natural_format(ContentType.TABULAR.value), _iris),
+    ("news", ContentType.NER, natural_format(ContentType.NER.value), _news),
 ]

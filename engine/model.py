@@ -23,7 +23,6 @@ __all__ = [
     "Annotation",
     "ContentType",
     "Dataset",
-    "DatasetFormat",
     "DatasetItem",
     "DatasetSplit",
     "DatasetVersion",
@@ -38,15 +37,6 @@ class ContentType(str, enum.Enum):
     TEXT = "text"
     TABULAR = "tabular"
     NER = "ner"
-
-
-class DatasetFormat(str, enum.Enum):
-    """The export formats by SeeMe's names; the value is what the HTTP API and CLI take."""
-
-    FOLDERS = "folders"
-    YOLO = "yolo"
-    CSV = "csv"
-    SPACY_NER = "spacy-ner"
 
 
 class _Base(msgspec.Struct, kw_only=True, omit_defaults=False):

@@ -6,7 +6,8 @@ plus two services, ``names`` for unique archive paths and ``spool`` for data
 gathered across items, created in ``__init__``), then calls :meth:`Format.entries` once per item
 occurrence, in the source's stable order (split, then item id), and
 :meth:`Format.finish` once at the end. Each call returns the ZIP entries to
-write, in order.
+write, in order. :meth:`Format.read` is the other direction: an archive of
+the layout read back into a plan (see :mod:`formats.reading`).
 
 An item that belongs to two splits occurs twice, once per split, each time
 with that split's annotations; an item in no split occurs once with
@@ -16,11 +17,14 @@ with that split's annotations; an item in no split occurs once with
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import msgspec
 
 from engine.model import Dataset, DatasetSplit, DatasetVersion, Label
+
+if TYPE_CHECKING:
+    from formats.reading import ArchiveReader, ImportTarget, PlanSink
 
 __all__ = [
     "Blob",
@@ -166,4 +170,9 @@ class Format(Protocol):
 
     def finish(self) -> Iterable[Entry]:
         """Entries written after every item: lists, configs, spooled bodies."""
+        ...
+
+    @classmethod
+    def read(cls, archive: ArchiveReader, plan: PlanSink, target: ImportTarget) -> None:
+        """The other direction: plan what an archive of this layout adds to ``target`` (``formats.reading``)."""
         ...

@@ -49,12 +49,25 @@ Choices where the spec is silent:
   UTF-8 without BOM, into a spool. The file is ``<version_id>.csv``
   (path-safe); ``filename`` in config.json is that name. config.json keys are
   in the spec's order, compact JSON.
+
+Reading (:meth:`CsvFormat.read`): ``config.json`` (:class:`CsvConfig`)
+names the CSV file, its separators and its label and split columns; the
+other columns are the data columns, which become the version's
+``column_names``. Each row is one item whose text is its data values
+joined with the separator (quoted as a CSV record when a value holds the
+separator, a quote or a line break; with one data column, the value as
+is); its labels (split by
+``label_separator`` when ``multi_label``) annotate it in its split. A
+labelled row needs a split. The file is read a row at a time.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import sys
+import threading
+from collections.abc import Iterator
 from typing import ClassVar
 
 import msgspec
@@ -63,8 +76,20 @@ from engine.errors import InvalidInput
 from engine.model import ContentType, Dataset
 from formats.base import Entry, ExportContext, ExportItem, Spool
 from formats.paths import UniquePaths, safe_component
+from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
 
-__all__ = ["CsvFormat"]
+__all__ = ["CsvConfig", "CsvFormat"]
+
+
+class CsvConfig(msgspec.Struct, kw_only=True):
+    """``config.json``: how to read the CSV file, keys in the spec's order."""
+
+    multi_label: bool = False
+    label_column: str = "labels"
+    split_column: str = "split"
+    label_separator: str = " "
+    filename: str
+    csv_separator: str = ","
 
 _DEFAULT_COLUMNS = ["text"]
 _DEFAULT_SEPARATOR = ","
@@ -175,15 +200,103 @@ class CsvFormat:
         return " ".join(label.name for label in ordered)
 
     def finish(self) -> list[Entry]:
-        config = {
-            "multi_label": self._multi,
-            "label_column": self._label_column,
-            "split_column": self._split_column,
-            "label_separator": " ",
-            "filename": self._csv_path,
-            "csv_separator": self._sep,
-        }
+        config = CsvConfig(
+            multi_label=self._multi,
+            label_column=self._label_column,
+            split_column=self._split_column,
+            label_separator=" ",
+            filename=self._csv_path,
+            csv_separator=self._sep,
+        )
         return [
             Entry(self._csv_path, self._spool.close()),
             Entry(self._config_path, msgspec.json.encode(config)),
         ]
+
+    @classmethod
+    def read(cls, archive: ArchiveReader, plan: PlanSink, target: ImportTarget) -> None:
+        """Plan a CSV archive's rows, a row at a time (see "Reading" above)."""
+        if not archive.has("config.json"):
+            raise refused("a CSV archive has a config.json naming its CSV file")
+        config = archive.read_json("config.json", CsvConfig)
+        if not archive.has(config.filename):
+            raise refused(f"config.json names {config.filename!r}, which is not in the archive")
+        _check_config(config)
+        # A row's values become one item's text, so no field is longer than a text may be.
+        text_limit = archive.text_limit
+        _allow_fields_of(min(archive.size(config.filename), text_limit))
+        with archive.open_text(config.filename) as stream:  # a row at a time, never the whole file
+            rows = csv.reader(stream, delimiter=config.csv_separator)
+            try:
+                _read_rows(config, rows, plan)
+            except UnicodeDecodeError:
+                raise refused(f"{config.filename} is not UTF-8 text") from None
+            except csv.Error as exc:
+                why = f" (a text is at most {text_limit} bytes: DSEXPORT_IMPORT_MAX_TEXT)" if "limit" in str(exc) else ""
+                raise refused(f"{config.filename} line {rows.line_num}: {exc}{why}") from None
+
+
+_FIELD_LIMIT_LOCK = threading.Lock()
+
+
+def _allow_fields_of(size: int) -> None:
+    """Let the csv module read a field as long as the CSV entry itself (131,072 characters by default).
+
+    A row we export ourselves may hold a longer cell. The limit is global to
+    the process, so it is only ever raised, to the entry's size, which the
+    archive check has already bounded.
+    """
+    with _FIELD_LIMIT_LOCK:
+        if csv.field_size_limit() < size:
+            csv.field_size_limit(min(size, sys.maxsize))
+
+
+def _check_config(config: CsvConfig) -> None:
+    if len(config.csv_separator) != 1 or config.csv_separator in '"\r\n':
+        raise refused(
+            f"config.json: csv_separator must be one character other than a quote or a line break, "
+            f"got {config.csv_separator!r}"
+        )
+    if not config.label_separator:
+        raise refused(
+            "config.json: label_separator must not be empty; it splits a multi-label row's labels (e.g. \" \")"
+        )
+
+
+def _read_rows(config: CsvConfig, rows: Iterator[list[str]], plan: PlanSink) -> None:
+    sep = config.csv_separator
+    header = next(rows, None)
+    if header is None:
+        raise refused(f"{config.filename} is empty: it needs a header row")
+    try:
+        label_at, split_at = header.index(config.label_column), header.index(config.split_column)
+    except ValueError:
+        raise refused(
+            f"{config.filename} lacks the columns {config.label_column!r} and {config.split_column!r}"
+        ) from None
+    data_at = [n for n in range(len(header)) if n not in (label_at, split_at)]
+    columns = [header[n] for n in data_at]
+    plan.set_config(msgspec.json.encode({"column_names": sep.join(columns), "csv_separator": sep}).decode())
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise refused(f"{config.filename} line {line}: {len(row)} fields, the header has {len(header)}")
+        values = [row[n] for n in data_at]
+        if len(values) == 1:  # one column: the text is the value as is, as it is written
+            text = values[0]
+        elif any(sep in v or '"' in v or "\n" in v for v in values):
+            out = io.StringIO()
+            csv.writer(out, delimiter=sep, lineterminator="").writerow(values)
+            text = out.getvalue()
+        else:
+            text = sep.join(values)
+        split = row[split_at]
+        item = plan.add_item(None, "", text=text)
+        if split:
+            plan.add_split(split)
+            plan.add_membership(item, split)
+        labels = row[label_at].split(config.label_separator) if config.multi_label else [row[label_at]]
+        for label in filter(None, labels):
+            if not split:
+                raise refused(f"{config.filename} line {line}: a labelled row needs a split")
+            plan.add_label(label)
+            plan.annotate(item, label, split)

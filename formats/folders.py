@@ -54,15 +54,31 @@ Choices where the spec is silent:
   in export order keeps the plain name.
 * **Empty folders** (a label without items in a split) are not written: the
   archive holds file entries only.
+
+Reading (:meth:`FoldersFormat.read`), where the layout loses information:
+
+* ``<split>/<label>/<file>``; ``<split>/<file>`` is unlabelled; ``<label>/<file>``
+  (in no split) is taken as a label only if that name is a label folder
+  elsewhere in the archive or a label of the version and not one of its
+  splits; anything deeper is refused. A labelled item in no split cannot be
+  annotated (annotations belong to a split) and is refused.
+* A file repeated under several label folders of one split with the same
+  name and bytes (a multi-label copy) is one item with those labels; the
+  layout cannot tell an item in two splits from two items: they read as two.
+* The item's name is the file name without its extension, so an item
+  exported under its id comes back named by that id (a second export writes
+  the same paths). Text datasets hold ``.txt`` files only; their text is read.
 """
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import ClassVar
 
 from engine.model import ContentType, Dataset, DatasetSplit, Label
 from formats.base import Content, Entry, ExportContext, ExportItem
-from formats.paths import UniquePaths, file_name, safe_component
+from formats.paths import UniquePaths, file_name, safe_component, split_stem
+from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
 
 __all__ = ["FoldersFormat"]
 
@@ -146,3 +162,44 @@ class FoldersFormat:
 
     def finish(self) -> list[Entry]:
         return []
+
+    @classmethod
+    def read(cls, archive: ArchiveReader, plan: PlanSink, target: ImportTarget) -> None:
+        """Plan the items, labels and splits of a FOLDERS archive (see "Reading" above)."""
+        text = target.content_type == ContentType.TEXT.value
+        known_labels = {parts[1] for m in archive.members() if len(parts := PurePosixPath(m.name).parts) == 3}
+        known_labels |= set(target.labels)
+        existing_splits = set(target.splits)
+        for member in archive.members():
+            parts = PurePosixPath(member.name).parts
+            if len(parts) > 3:
+                raise refused(f"{member.name}: FOLDERS archives are <split>/<label>/<file> at most")
+            split = label = None
+            if len(parts) == 3:
+                split, label = parts[0], parts[1]
+            elif len(parts) == 2:
+                if parts[0] in known_labels and parts[0] not in existing_splits:
+                    label = parts[0]
+                else:
+                    split = parts[0]
+            stem, ext = split_stem(parts[-1])
+            if text and ext.lower() != "txt":
+                raise refused(f"{member.name}: a text dataset's FOLDERS archive holds .txt files only")
+            if split is not None:
+                plan.add_split(split)
+            if label is not None:
+                plan.add_label(label)
+            # A multi-label copy: the same file name and bytes under another label folder of the split.
+            key = f"{'' if split is None else '/' + split}\0{parts[-1]}\0{member.crc32}\0{member.size}"
+            item = plan.find(key)
+            if item is None:
+                if text:
+                    item = plan.add_item(stem, "", text=archive.read_text(member.name), key=key)
+                else:
+                    item = plan.add_item(stem, ext, member=member.name, key=key)
+                if split is not None:
+                    plan.add_membership(item, split)
+            if label is not None:
+                if split is None:
+                    raise refused(f"{member.name}: a labelled item outside any split cannot be annotated")
+                plan.annotate(item, label, split)

@@ -27,7 +27,7 @@ import unicodedata
 
 from formats.base import NameClaims
 
-__all__ = ["InMemoryClaims", "UniquePaths", "file_name", "renamed", "safe_component", "split_ext"]
+__all__ = ["InMemoryClaims", "UniquePaths", "file_name", "renamed", "safe_component", "split_ext", "split_stem"]
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\<>:"|?*]')
 _MAX_COMPONENT_BYTES = 200
@@ -81,6 +81,12 @@ def split_ext(path: str) -> tuple[str, str]:
     if dot <= slash + 1:
         return path, ""
     return path[:dot], path[dot:]
+
+
+def split_stem(name: str) -> tuple[str, str]:
+    """A file name read back: ``"a.jpg"`` -> ``("a", "jpg")``; ``".x"`` and ``"a"`` have no extension."""
+    stem, dot, ext = name.rpartition(".")
+    return (stem, ext) if dot and stem else (name, "")
 
 
 def file_name(name: str, item_id: str, extension: str) -> str:

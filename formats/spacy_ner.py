@@ -46,6 +46,13 @@ Choices where the spec is silent:
   annotations.
 * **colors**: ``{label name: "#rrggbb"}`` in label order; labels sharing a
   name share the key, the first one's colour is kept.
+
+Reading (:meth:`SpacyNerFormat.read`): ``config.json`` (:class:`NerConfig`)
+lists the split files; each is streamed a document (:class:`NerDoc`) at a
+time. A document is one item, keyed by its ``id``: found again in another
+split it must have the same text, and becomes a member of that split too.
+Its spans annotate it in that split. A last entry ``unassigned...`` holds
+items in no split (they keep no annotations: annotations belong to a split).
 """
 
 from __future__ import annotations
@@ -59,23 +66,35 @@ from engine.model import ContentType, Dataset, DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem, Spool
 from formats.coordinates import parse_span
 from formats.paths import UniquePaths, safe_component, split_ext
+from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
 
-__all__ = ["SpacyNerFormat"]
+__all__ = ["NerConfig", "NerDoc", "NerEntity", "SpacyNerFormat"]
 
 _UNASSIGNED = "unassigned"
 
 
-class _Entity(msgspec.Struct):
+class NerEntity(msgspec.Struct):
+    """One span of a document: character offsets, ``end`` exclusive, and the label's name."""
+
     start: int
     end: int
     label: str
 
 
-class _Doc(msgspec.Struct):
+class NerDoc(msgspec.Struct, kw_only=True):
+    """One element of ``<split>.json``, keys in the spec's order (``name`` may be missing on input)."""
+
     id: str
-    name: str
+    name: str | None = None
     text: str
-    annotations: list[_Entity]
+    annotations: list[NerEntity] = []
+
+
+class NerConfig(msgspec.Struct):
+    """``config.json``: the split files (without ``.json``) in order, and each label's colour."""
+
+    splits: list[str]
+    colors: dict[str, str] = {}
 
 
 class _SplitFile:
@@ -126,11 +145,11 @@ class SpacyNerFormat:
             target = self._unassigned
         else:
             target = self._files.get(item.split.id) or self._split_file(item.split)
-        doc = _Doc(item.id, item.name or item.id, item.text, self._entities(item))
+        doc = NerDoc(id=item.id, name=item.name or item.id, text=item.text, annotations=self._entities(item))
         target.spool.write(self._encode(doc))
         return []
 
-    def _entities(self, item: ExportItem) -> list[_Entity]:
+    def _entities(self, item: ExportItem) -> list[NerEntity]:
         if not item.annotations:
             return []
         rank = self._rank
@@ -143,7 +162,7 @@ class SpacyNerFormat:
                 raise InvalidInput(f"item {item.id!r}: {exc}") from None
             keyed.append((span.start, span.end, rank.get(label.id, len(rank)), label.name))
         keyed.sort()
-        return [_Entity(start, end, name) for start, end, _, name in keyed]
+        return [NerEntity(start, end, name) for start, end, _, name in keyed]
 
     def finish(self) -> list[Entry]:
         files = [*self._files.values(), self._unassigned]
@@ -155,5 +174,40 @@ class SpacyNerFormat:
         for label in self._ctx.labels:
             colors.setdefault(label.name, label.color)
         splits = [split_ext(file.path)[0] for file in files]
-        out.append(Entry(self._config_path, self._encode({"splits": splits, "colors": colors})))
+        out.append(Entry(self._config_path, self._encode(NerConfig(splits, colors))))
         return out
+
+    @classmethod
+    def read(cls, archive: ArchiveReader, plan: PlanSink, target: ImportTarget) -> None:
+        """Plan a SPACY_NER archive's documents, one at a time (see "Reading" above)."""
+        if not archive.has("config.json"):
+            raise refused("a SPACY_NER archive has a config.json listing its splits")
+        config = archive.read_json("config.json", NerConfig)
+        text_limit = archive.text_limit
+        for label, color in config.colors.items():
+            plan.add_label(label, color)
+        for split_file in config.splits:
+            name = split_file + ".json"
+            if not archive.has(name):
+                raise refused(f"config.json lists the split {split_file!r} but {name} is not in the archive")
+            unassigned = split_file.startswith(_UNASSIGNED) and split_file == config.splits[-1]
+            split = None if unassigned else split_file
+            if split is not None:
+                plan.add_split(split)
+            for doc in archive.json_array(name, NerDoc):  # a document at a time, never the whole file
+                if len(doc.text) > text_limit:
+                    raise refused(
+                        f"{name}: item {doc.id} has a text of {len(doc.text)} characters;"
+                        f" at most {text_limit} are accepted (DSEXPORT_IMPORT_MAX_TEXT)"
+                    )
+                item = plan.find(doc.id)
+                if item is None:
+                    item = plan.add_item(doc.name or None, "", text=doc.text, key=doc.id)
+                elif plan.text_of(item) != doc.text:
+                    raise refused(f"{name}: item {doc.id} has a different text than in an earlier split")
+                if split is None:
+                    continue
+                plan.add_membership(item, split)
+                for span in doc.annotations:
+                    plan.add_label(span.label)
+                    plan.annotate(item, span.label, split, f"{span.start} {span.end}")

@@ -62,6 +62,14 @@ Choices where the spec is silent:
   sharing a name share the key, the first one's colour is kept.
 * The fixed names (``.names``, ``config.json``, split lists) are claimed
   before any item, so an item called ``config.json`` is renamed, not them.
+
+Reading (:meth:`YoloFormat.read`): the archive is flat and has exactly one
+``.names`` file. Every entry that is not a ``.txt``, the ``.names`` or
+``config.json`` is an image (an item named by its stem); a ``.txt`` with an
+image's stem holds that image's boxes, any other ``.txt`` is a split list
+(``<split>.txt``) whose lines must name images of the archive. An image's
+boxes annotate it in each split that lists it; ``config.json``'s colours go
+to the labels of ``.names``.
 """
 
 from __future__ import annotations
@@ -75,9 +83,16 @@ from engine.errors import InvalidInput
 from engine.model import ContentType, Dataset, DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem, Spool
 from formats.coordinates import parse_box
-from formats.paths import UniquePaths, file_name, safe_component, split_ext
+from formats.paths import UniquePaths, file_name, safe_component, split_ext, split_stem
+from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
 
-__all__ = ["YoloFormat"]
+__all__ = ["YoloConfig", "YoloFormat"]
+
+
+class YoloConfig(msgspec.Struct):
+    """``config.json``: the colour of every label, by name."""
+
+    colors: dict[str, str] = {}
 
 # Everything str.splitlines() breaks on: a .names reader must see one line per label.
 _LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
@@ -200,5 +215,50 @@ class YoloFormat:
         colors: dict[str, str] = {}
         for label in labels:
             colors.setdefault(label.name, label.color)
-        out.append(Entry(self._config_path, msgspec.json.encode({"colors": colors})))
+        out.append(Entry(self._config_path, msgspec.json.encode(YoloConfig(colors))))
         return out
+
+    @classmethod
+    def read(cls, archive: ArchiveReader, plan: PlanSink, target: ImportTarget) -> None:
+        """Plan the images, their boxes and the split lists of a YOLO archive (see "Reading" above)."""
+        names = [m.name for m in archive.members() if m.name.endswith(".names") and "/" not in m.name]
+        if len(names) != 1:
+            raise refused(f"a YOLO archive has exactly one <version>.names file at its root; found {len(names)}")
+        nested = next((m.name for m in archive.members() if "/" in m.name), None)
+        if nested is not None:
+            raise refused(f"{nested}: a YOLO archive is flat")
+        label_names = list(archive.lines(names[0]))
+        config = archive.read_json("config.json", YoloConfig) if archive.has("config.json") else YoloConfig()
+        for label in label_names:
+            plan.add_label(label, config.colors.get(label, ""))
+        for member in archive.members():  # images, in archive order; each one's boxes are in <stem>.txt
+            image = member.name
+            if not image.endswith((".txt", ".names")) and image != "config.json":
+                stem, ext = split_stem(image)
+                plan.add_item(stem, ext, member=image, key=image, stem=stem)
+        for member in archive.members():  # a .txt that is no image's box file lists a split's images
+            listing = member.name
+            if not listing.endswith(".txt") or plan.has_stem(listing[: -len(".txt")]):
+                continue
+            split = listing[: -len(".txt")]
+            plan.add_split(split)
+            for line in archive.lines(listing):
+                if not line:
+                    continue
+                item = plan.find(line)
+                if item is None:
+                    raise refused(f"{listing} lists {line!r}, which is not an image in the archive")
+                plan.add_membership(item, split)
+        for item, stem, _ in plan.stems():
+            boxes = stem + ".txt"
+            if not archive.has(boxes):
+                continue
+            splits = plan.splits_of(item)
+            for n, line in enumerate(archive.lines(boxes), start=1):
+                if not line.strip():
+                    continue
+                fields = line.split()
+                if len(fields) != 5 or not fields[0].isdigit() or int(fields[0]) >= len(label_names):
+                    raise refused(f"{boxes} line {n}: expected 'label_index cx cy w h' with a label of {names[0]}")
+                for split in splits:
+                    plan.annotate(item, label_names[int(fields[0])], split, " ".join(fields[1:]))

@@ -1,4 +1,4 @@
-"""What the import tests share: an export from a store, and an archive's entries compared across versions."""
+"""What the import tests share: a demo store, an export from it, and an archive's entries compared across versions."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import json
 import zipfile
 from pathlib import Path
 
+from engine.demo import create_demo
 from engine.pipeline import ExportOptions, run_export
 from engine.sinks import FileSink
 from engine.sources import StoreSource
+from engine.store import Store
 
 
 def export_bytes(store: Path, dataset_id: str, version_id: str, fmt: str, tmp_path: Path) -> bytes:
@@ -30,3 +32,13 @@ def entries(data: bytes, old: str = "", new: str = "") -> dict[str, bytes]:
                 body = json.dumps([{k: v for k, v in doc.items() if k != "id"} for doc in json.loads(body)]).encode()
             out[info.filename.replace(old, new) if old else info.filename] = body
         return out
+
+
+def make_demo_store(tmp_path: Path) -> tuple[Path, list, str]:
+    """A demo store (25 items a dataset) whose datasets alice owns: (path, demo datasets, her key)."""
+    store = tmp_path / "store"
+    with Store.open(store, create=True) as opened:
+        made = create_demo(opened, items=25, seed=3)
+        key = opened.create_user("alice", "pw")[1]
+        opened.give_datasets("alice")
+    return store, made, key

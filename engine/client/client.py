@@ -32,7 +32,8 @@ from engine.client.download import ByteProgress, download_archive
 from engine.client.extract import extract_archive, verify_archive
 from engine.client.source import HttpSource
 from engine.errors import InvalidInput, choices_hint
-from engine.model import Dataset, DatasetFormat
+from engine.client.dataset_format import DatasetFormat
+from engine.model import Dataset
 from engine.pipeline import ExportOptions, ExportResult, Progress, export
 from engine.sinks import open_sink
 from formats import FORMATS

@@ -5,12 +5,14 @@ it reads); this module adds what ``ZipFile.extractall`` does not do:
 
 * the whole archive is verified before the first file is written, so a
   corrupt archive extracts nothing;
-* every entry name is checked before the first file is written: absolute
-  paths, drive letters, ``..`` components, NUL bytes, names flagged UTF-8
-  that are not, and symbolic links are refused with an error that names
-  the entry (``extractall`` silently rewrites such names instead, which
-  hides a hostile archive), and so is a path that would pass through a
-  symbolic link already in the folder;
+* every entry name is checked before the first file is written, by the
+  policy the importer uses too (:mod:`engine.archive_names`: absolute
+  paths, drive letters, ``..`` components, backslashes, NUL and control
+  characters, names flagged UTF-8 that are not, symbolic links, duplicate
+  names); a hostile one is refused with an error that names the entry
+  (``extractall`` silently rewrites such names instead, which hides a
+  hostile archive), and so is a path that would pass through a symbolic
+  link already in the folder;
 * the entries are written into a staging folder and moved into place once
   all are written, so a full disk leaves the folder as it was.
 """
@@ -19,20 +21,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from engine.archive_names import HostileName, check_names, open_zip
 from engine.errors import ArchiveError, OutputError, UnsafeArchive
 from engine.sinks import describe_write_error
 
 __all__ = ["Extracted", "extract_archive", "verify_archive"]
 
 _CHUNK = 1 << 20
-_UTF8_FLAG = 0x800
 
 
 def verify_archive(path: Path, expected_size: int | None = None) -> int:
@@ -56,54 +57,29 @@ def verify_archive(path: Path, expected_size: int | None = None) -> int:
     return len(infos)
 
 
-def _raw_name(info: zipfile.ZipInfo) -> bytes:
-    """An entry's name as the archive holds it (zipfile cuts it at a NUL byte)."""
-    return info.orig_filename.encode("utf-8" if info.flag_bits & _UTF8_FLAG else "cp437")
-
-
-def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
-    """Why an entry may not be extracted, or None if it may."""
-    name = info.filename
-    mode = info.external_attr >> 16
-    if info.create_system == 3 and stat.S_ISLNK(mode):
-        return "it is a symbolic link"
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or (len(posix) > 1 and posix[1] == ":"):
-        return "its path is absolute"
-    if ".." in PurePosixPath(posix).parts:
-        return "its path climbs out with '..'"
-    return None
-
-
 def _destination(root: Path, info: zipfile.ZipInfo) -> Path:
-    """Where ``info`` goes under ``root``; UnsafeArchive if anywhere else."""
-    if "\0" in info.orig_filename:
+    """Where ``info`` (a name the policy accepted) goes under ``root``; UnsafeArchive if anywhere else."""
+    dest = root.joinpath(*[p for p in info.filename.split("/") if p not in ("", ".")])
+    # A symbolic link already inside the folder could lead the path out of it.
+    if not os.path.realpath(dest).startswith(str(root) + os.sep) and os.path.realpath(dest) != str(root):
         raise UnsafeArchive(
-            f"archive entry {_raw_name(info)!r} has a NUL byte in its name, which would cut it short; "
-            "nothing was extracted"
+            f"archive entry {info.filename!r} would be written outside {root}: its path leads outside through a "
+            "symbolic link; nothing was extracted"
         )
-    reason = _unsafe_reason(info)
-    if reason is None:
-        dest = root.joinpath(*[p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")])
-        # A symbolic link already inside the folder could lead the path out of it.
-        if not os.path.realpath(dest).startswith(str(root) + os.sep) and os.path.realpath(dest) != str(root):
-            reason = "its path leads outside through a symbolic link"
-        else:
-            return dest
-    raise UnsafeArchive(
-        f"archive entry {info.filename!r} would be written outside {root}: {reason}; nothing was extracted"
-    )
+    return dest
+
+
+def _refused(exc: HostileName) -> UnsafeArchive:
+    return UnsafeArchive(f"archive entry {exc.shown} {exc.reason}; nothing was extracted")
 
 
 @contextmanager
 def _opened(path: Path) -> Iterator[zipfile.ZipFile]:
     """``path`` as a ZipFile; a name flagged UTF-8 that is not is UnsafeArchive naming its bytes."""
     try:
-        archive = zipfile.ZipFile(path)
-    except UnicodeDecodeError as exc:
-        raise UnsafeArchive(
-            f"archive entry {exc.object!r} is flagged as a UTF-8 name but is not valid UTF-8; nothing was extracted"
-        ) from None
+        archive = open_zip(path, zipfile.ZipFile)
+    except HostileName as exc:
+        raise _refused(exc) from None
     with archive:
         yield archive
 
@@ -128,7 +104,12 @@ def extract_archive(path: Path, folder: Path) -> Extracted:
     root = Path(os.path.realpath(folder))
     try:
         with _opened(path) as archive:
-            plan = [(info, _destination(root, info)) for info in archive.infolist()]
+            infos = archive.infolist()
+            try:
+                check_names(infos)
+            except HostileName as exc:
+                raise _refused(exc) from None
+            plan = [(info, _destination(root, info)) for info in infos]
             _check_room_for(root, plan)
             staging = Path(tempfile.mkdtemp(prefix=".extracting-", dir=root))
             try:

@@ -10,11 +10,11 @@ fewer bytes than declared with no error at all. So:
 
 * :func:`check_layout` reads each entry's local header and compares it with
   the central directory (name, place), and refuses entries that overlap, come
-  out of order, or run past the central directory; names with a NUL,
-  encryption, and compression methods other than stored and deflate.
+  out of order, or run past the central directory; encryption, and compression methods other than stored and deflate.
 * :func:`check_inflation` bounds the declared uncompressed total by
   :data:`MAX_RATIO` times the archive's size (at least :data:`MIN_BUDGET`)
-  and by the operator's absolute cap, ``DSEXPORT_IMPORT_MAX_BYTES``.
+  and by the operator's absolute cap, ``DSEXPORT_IMPORT_MAX_BYTES``
+  (:func:`engine.importer.limits.max_import_bytes`).
   ``zipfile`` never returns more than an entry's declared size (and checks
   its CRC at the end), so the declared total bounds what is really inflated.
 * :class:`GuardedZipFile` reads every member through :class:`GuardedMember`,
@@ -22,6 +22,7 @@ fewer bytes than declared with no error at all. So:
   bytes really inflated: a member that ends short of its declared size is
   refused.
 
+Entry names are :mod:`engine.archive_names`' to judge, before any of this.
 Every refusal is an ``InvalidInput`` (HTTP 400, CLI exit 2) that names the
 entry, the problem and the limit.
 """
@@ -29,8 +30,6 @@ entry, the problem and the limit.
 from __future__ import annotations
 
 import io
-import os
-import re
 import struct
 import zipfile
 import zlib
@@ -39,24 +38,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from engine.errors import InvalidInput
+from engine.archive_names import HostileName, open_zip
+from engine.importer.limits import MAX_BYTES_ENV, max_import_bytes
+from formats.reading import refused
 
 __all__ = [
-    "DEFAULT_MAX_BYTES",
-    "MAX_BYTES_ENV",
     "MAX_RATIO",
     "MIN_BUDGET",
     "GuardedZipFile",
     "check_inflation",
     "check_layout",
-    "max_import_bytes",
     "open_archive",
-    "refused",
 ]
-
-#: Environment variable with the operator's cap on an import's uncompressed bytes (``10G``, ``512M``, ``1048576``).
-MAX_BYTES_ENV = "DSEXPORT_IMPORT_MAX_BYTES"
-DEFAULT_MAX_BYTES = 64 << 30
 #: Uncompressed bytes per archive byte, over the whole archive. Our exports are stored (ratio ~1).
 MAX_RATIO = 200
 #: A small archive may always inflate to this much (a deflated CSV of a few KB compresses well).
@@ -71,37 +64,10 @@ _FLAG_UTF8 = 0x800
 # time, date, CRC, sizes, name length, extra length.
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 _LOCAL_SIGNATURE = b"PK\x03\x04"
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def refused(message: str) -> InvalidInput:
-    """The import's error: the prefix tells the reader the archive, not the request, is at fault."""
-    return InvalidInput(f"rejected archive: {message}")
 
 
 def _bytes(n: int) -> str:
     return f"{n:,} bytes"
-
-
-# -- the operator's cap ---------------------------------------------------------
-
-
-def max_import_bytes() -> int:
-    """The absolute cap on an import's uncompressed bytes: ``DSEXPORT_IMPORT_MAX_BYTES`` or 64 GiB.
-
-    Read on every import, so a server picks it up from its environment and a
-    test can set it per process.
-    """
-    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BYTES
-    match = re.fullmatch(r"(\d+)\s*([KMGT]?)(?:i?B)?", raw, re.IGNORECASE)
-    if match is None or int(match[1]) == 0:
-        raise InvalidInput(
-            f"{MAX_BYTES_ENV}={raw!r} is not a size; give a positive number of bytes, "
-            f"optionally with K, M, G or T (binary), e.g. 10G"
-        )
-    return int(match[1]) * _UNITS[match[2].upper()]
 
 
 # -- opening --------------------------------------------------------------------
@@ -110,13 +76,9 @@ def max_import_bytes() -> int:
 def open_archive(archive: str | Path | IO[bytes]) -> GuardedZipFile:
     """The archive opened for import, or InvalidInput if its central directory cannot be read."""
     try:
-        return GuardedZipFile(archive)  # type: ignore[arg-type]
-    except UnicodeDecodeError as exc:
-        # zipfile decodes names flagged UTF-8 while reading the central directory; the raw name is all we have.
-        raise refused(
-            f"entry {bytes(exc.object)!r} is flagged as a UTF-8 name but is not UTF-8 "
-            f"(byte {exc.start}: {exc.reason})"
-        ) from None
+        return open_zip(archive, GuardedZipFile)
+    except HostileName as exc:
+        raise refused(str(exc)) from None
     except NotImplementedError as exc:
         raise refused(f"not a readable ZIP file ({exc} is not supported)") from None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, struct.error) as exc:
@@ -163,8 +125,6 @@ def check_layout(zf: zipfile.ZipFile) -> None:
 
 def _check_entry_flags(info: zipfile.ZipInfo) -> None:
     name = info.orig_filename
-    if "\x00" in name:
-        raise refused(f"entry {name!r} has a NUL byte in its name (zipfile would cut it to {info.filename!r})")
     if info.flag_bits & (_FLAG_ENCRYPTED | _FLAG_STRONG_ENCRYPTION):
         raise refused(f"entry {name!r} is encrypted; encrypted entries are not accepted")
     if info.flag_bits & _FLAG_PATCHED:

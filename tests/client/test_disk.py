@@ -21,7 +21,7 @@ from servers import cli_export
 from engine import Client, UnsafeArchive
 from engine.client.extract import extract_archive, verify_archive
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),

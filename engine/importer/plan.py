@@ -1,4 +1,4 @@
-"""An import's plan, spooled to a temporary SQLite file instead of held in memory.
+"""An import's plan (the :class:`~formats.reading.PlanSink` formats read into), spooled to a temporary SQLite file instead of held in memory.
 
 Why: a plan holds a row per item of the archive, with its splits and
 annotations. As Python objects, a million empty entries cost about half a
@@ -87,6 +87,14 @@ class Plan:
         self.close()
 
     # -- building ------------------------------------------------------------
+
+    def add_label(self, name: str, color: str = "") -> None:
+        """A label of the version (the first mention's colour is kept)."""
+        self.labels.setdefault(name, color)
+
+    def set_config(self, config: str) -> None:
+        """The version's new config (a tabular version's column names)."""
+        self.config = config
 
     def add_split(self, name: str) -> None:
         """A split of the version (kept in first-seen order)."""

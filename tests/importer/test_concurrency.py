@@ -24,7 +24,7 @@ import requests
 
 from engine.errors import InvalidInput
 from engine.server.app import create_app
-from engine.server.ingest import import_archive
+from engine.importer import import_archive
 from engine.store import Store
 
 pytestmark = [

@@ -6,7 +6,6 @@ import io
 import json
 import stat
 import zipfile
-from pathlib import Path
 
 import pytest
 import requests
@@ -14,9 +13,8 @@ from servers import Server
 from typer.testing import CliRunner
 
 from engine.cli import app as cli_app
-from engine.demo import create_demo
 from engine.store import Store
-from import_support import entries, export_bytes
+from import_support import make_demo_store
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -28,77 +26,7 @@ pytestmark = [
 
 @pytest.fixture()
 def demo_store(tmp_path):
-    store = tmp_path / "store"
-    with Store.open(store, create=True) as opened:
-        made = create_demo(opened, items=25, seed=3)
-        key = opened.create_user("alice", "pw")[1]
-        opened.give_datasets("alice")
-    return store, made, key
-
-
-def _fresh_version(store: Path, dataset_id: str) -> str:
-    with Store.open(store, create=False) as opened:
-        return opened.create_version(dataset_id).id or ""
-
-
-@pytest.mark.parametrize("which", ["pets", "reviews", "shapes", "iris-like", "news", "shapes-folders"])
-def test_round_trip_through_the_cli(demo_store, tmp_path, which):
-    store, made, _ = demo_store
-    by_name = {d.name: d for d in made}
-    d = by_name[which.removesuffix("-folders")]
-    fmt = "folders" if which.endswith("-folders") else d.format
-    first = export_bytes(store, d.dataset_id, d.version_id, fmt, tmp_path)
-    (tmp_path / "first.zip").write_bytes(first)
-    target = _fresh_version(store, d.dataset_id)
-    result = CliRunner().invoke(
-        cli_app, ["import", "--store", str(store), d.dataset_id, target, "--format", fmt, str(tmp_path / "first.zip")]
-    )
-    assert result.exit_code == 0, result.output
-    second = export_bytes(store, d.dataset_id, target, fmt, tmp_path)
-    assert entries(second) == entries(first, d.version_id, target)
-
-
-def test_round_trip_over_http_and_the_sdk_upload(demo_store, tmp_path, monkeypatch):
-    store, made, key = demo_store
-    srv = Server(store)
-    srv.keys = {"alice": key}
-    try:
-        headers = {"Authorization": f"Bearer {key}"}
-        for d in made:
-            first = requests.get(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{d.version_id}/download?format={d.format}", headers=headers
-            ).content
-            target = _fresh_version(store, d.dataset_id)
-            r = requests.post(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/upload/{d.format}",
-                files={"file": ("dataset.zip", first, "application/x-zip-compressed")}, headers=headers,
-            )
-            assert r.status_code == 200, r.text
-            assert r.json()["id"] == target
-            second = requests.get(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/download?format={d.format}", headers=headers
-            ).content
-            assert entries(second) == entries(first, d.version_id, target), d.name
-
-        # the SDK's upload_df: a CSV zip with its own config.json
-        import pandas as pd
-        from seeme import Client
-
-        monkeypatch.chdir(tmp_path)
-        client = Client(username="alice", apikey=key, backend=srv.base, env_file="/nonexistent/.env")
-        df = pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"], "label": ["p", "q", "p"],
-                           "split": ["train", "train", "test"]})
-        import inspect
-
-        params = inspect.signature(client.upload_df).parameters
-        kwargs = {k: v for k, v in {"df": df, "name": "from-df", "label_column": "label",
-                                   "split_column": "split", "multi_label": False}.items() if k in params}
-        version = client.upload_df(**kwargs)
-        dataset_id = version.dataset_id
-        rows = client.download_df(dataset_id, version.id, download_folder=str(tmp_path / "df"))
-        assert list(rows["x"].astype(str)) == ["1", "2", "3"]
-    finally:
-        srv.stop()
+    return make_demo_store(tmp_path)
 
 
 def _zip(members: dict[str, bytes], *, symlink: str | None = None, deflate: bool = False) -> bytes:
@@ -155,7 +83,7 @@ def test_a_failure_late_in_the_ingest_rolls_everything_back(demo_store, tmp_path
         before = (opened.revision(d.version_id), opened.count_items(d.version_id),
                   [l.name for l in opened.labels(d.version_id)], [s.name for s in opened.splits(d.version_id)])
         from engine.errors import InvalidInput
-        from engine.server.ingest import import_archive
+        from engine.importer import import_archive
 
         with pytest.raises(InvalidInput, match="rejected archive"):
             import_archive(opened, d.version_id, io.BytesIO(data), "spacy-ner")
