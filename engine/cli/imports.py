@@ -25,7 +25,7 @@ def import_(
 
     Limits: $DSEXPORT_IMPORT_MAX_TEXT (a text, default 16M), $DSEXPORT_IMPORT_MAX_ENTRIES (default 1000000), $DSEXPORT_IMPORT_MAX_DOCUMENT (config.json, default 64M).
     """
-    from engine.server.ingest import import_archive
+    from engine.importer import import_archive
 
     with user_errors(), open_store(store, create=False) as opened:
         opened.get_version(dataset_id, version_id)

@@ -27,7 +27,7 @@ from engine.server.auth import check_version, service
 from engine.server.bodies import JSON
 from formats import natural_format
 
-__all__ = ["capped_form", "import_archive", "routes", "upload"]
+__all__ = ["capped_form", "routes", "upload"]
 
 
 def _too_large(size: int | None, limit: int) -> HTTPException:
