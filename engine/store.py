@@ -26,6 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,23 @@ from formats.base import ExportAnnotation, ExportItem
 from formats.coordinates import format_span, parse_box, parse_span
 
 __all__ = [
-    "DB_NAME", "SCHEMA_VERSION", "BlobFile", "BlobInfo", "NewItem", "SizedBlob", "Store", "StoreReader", "VersionConflict",
+    "DB_NAME", "SCHEMA_VERSION", "BlobFile", "BlobInfo", "NewItem", "PageContent", "SizedBlob", "Store", "StoreReader", "VersionConflict",
     "MAX_DESCRIPTION_LENGTH", "MAX_LABEL_INDEX", "MAX_NAME_LENGTH",
 ]
 
 DB_NAME = "store.sqlite3"
 SCHEMA_VERSION = 1
+
+
+class PageContent(Enum):
+    """What :meth:`StoreReader.iter_pages` puts in an item's ``content``."""
+
+    #: Nothing: the format needs only the metadata (``text``).
+    NONE = "none"
+    #: The blob's recorded size and CRC-32 (a :class:`SizedBlob`): enough to size an archive.
+    SIZES = "sizes"
+    #: The bytes (inline blobs) or a re-readable file blob.
+    BYTES = "bytes"
 
 #: Label colours, assigned by a label's creation position in its version (matplotlib's tab20,
 #: strong shades first, so the first ten labels are easy to tell apart).
@@ -385,6 +397,14 @@ class StoreReader:
         self._split_in(version_id, split_id)
         return self._one("SELECT count(*) FROM item_splits WHERE split_id = ?", (split_id,))[0]
 
+    def count_items_up_to(self, version_id: str, split_id: str | None, limit: int) -> int:
+        """Items of the version (or of the split), counted up to ``limit``: a bound, cheap at any size."""
+        if split_id is None:
+            sql, key = "SELECT count(*) FROM (SELECT 1 FROM items WHERE version_id = ? LIMIT ?)", version_id
+        else:
+            sql, key = "SELECT count(*) FROM (SELECT 1 FROM item_splits WHERE split_id = ? LIMIT ?)", split_id
+        return self._one(sql, (key, limit))[0]
+
     def revision(self, version_id: str) -> int:
         """How many changes the version has seen; any change to its content raises it."""
         row = self._one("SELECT revision FROM revisions WHERE version_id = ?", (version_id,))
@@ -467,12 +487,13 @@ class StoreReader:
         version_id: str,
         split_ids: list[str] | None = None,
         *,
-        with_content: bool,
+        with_content: bool = False,
         include_unsplit: bool | None = None,
         page_size: int = 1000,
         sizes_only: bool = False,
         start: int = 0,
         stop: int | None = None,
+        content: PageContent | None = None,
     ) -> Iterator[list[ExportItem]]:
         """Item occurrences in export order, ``page_size`` at a time.
 
@@ -491,7 +512,12 @@ class StoreReader:
         page. On a :class:`StoreReader` the whole iteration reads one
         snapshot (a read transaction, ended when the iterator is exhausted
         or closed).
+
+        ``content`` (a :class:`PageContent`) says what items carry, in place of
+        ``with_content``/``sizes_only``.
         """
+        if content is not None:
+            with_content, sizes_only = content is not PageContent.NONE, content is PageContent.SIZES
         if page_size < 1:
             raise InvalidInput(f"page_size must be at least 1, got {page_size}")
         if start < 0 or (stop is not None and stop < start):
