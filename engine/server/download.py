@@ -56,7 +56,7 @@ from engine.errors import InvalidInput, OutputError
 from engine.pipeline import ExportOptions, check_options, export
 from engine.turns import CpuTurns
 from engine.server.auth import Service, check_version, service
-from engine.server.sizing import archive_size, resolve_plan
+from engine.sizing import archive_size, resolve_plan
 from engine.server.snapshot import DownloadSnapshot
 from formats import FORMATS, get_format, natural_format
 

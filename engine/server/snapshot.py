@@ -22,7 +22,7 @@ import anyio.to_thread
 from engine.sources import ExportPlan, StoreSource
 from engine.store import Store, StoreReader
 from engine.turns import CpuTurns
-from engine.server.sizing import resolve_plan
+from engine.sizing import resolve_plan
 
 __all__ = ["DownloadSnapshot"]
 
