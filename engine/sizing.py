@@ -1,100 +1,114 @@
 """An archive's exact size before a byte of it is written.
 
-The format is run over the version's metadata with :class:`SizedBlob`
-stand-ins for content (the store recorded every blob's size at ingest), and
-the ``(path, size)`` of each entry it asks for goes into
-``predicted_zip_size``, zipstream-ng's own accounting. No blob is read. The
-names, order and trailer files are those of the real export because they
-come from the same format code over the same pages.
+The size comes from the code that writes the archive: the pipeline runs an
+ordinary :class:`~engine.pipeline.ExportJob` (same plan, claims, spools,
+format and trailer entries) over a :class:`SizesSource`, whose items carry
+their blob's recorded size and CRC-32 in place of its bytes (the store
+records both at ingest), and the job writes into a
+:class:`~engine.zipwriter.ZipSizer`, which counts what the zip writer would
+write and writes nothing. No blob is read. A change to a format, to the
+order of pages or to the job's set-up therefore changes the predicted size
+and the archive alike.
 
 Cost: one pass over the metadata (about the cost of an export of text
 items), so the download endpoint only does it up front for small versions,
 for Range requests, and otherwise learns the size from the first complete
-export (see ``download.py``).
+export (see ``engine/server/download.py``). Only stored archives are sized:
+a deflated one's length is known when it has been written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import closing
+import functools
+from collections.abc import AsyncIterator
 
-from engine.errors import MissingBlob
-from engine.pipeline import ExportOptions, check_options
-from engine.sources import ExportPlan
-from engine.spool import FileSpool, SpillingClaims
-from engine.store import StoreReader
-from engine.zipwriter import predicted_zip_size
-from formats.base import ExportContext
+import anyio.to_thread
 
-__all__ = ["archive_size", "resolve_plan"]
+from engine.pipeline import ExportJob, ExportOptions, export
+from engine.sinks import Sink
+from engine.sources import ExportPlan, resolve_plan, store_pages
+from engine.store import PageContent, StoreReader
+from engine.turns import CpuTurns
+from engine.zipwriter import ZipSizer
+from formats.base import ExportItem
+
+__all__ = ["SizesSource", "archive_size"]
+
+#: Sizing reads no content, so its pages can be larger than an export's.
+SIZING_PAGE = 2048
 
 
-def resolve_plan(
-    store: StoreReader, dataset_id: str, version_id: str, split: str | None, *, count_up_to: int = 0
-) -> ExportPlan:
-    """The plan ``StoreSource.plan`` makes (split by id or name), with a cheap, bounded ``total``.
+class SizesSource:
+    """Pages of ``reader`` whose items carry their blob's size and CRC-32, never its bytes.
 
-    ``total`` counts the items (of the split) up to ``count_up_to + 1``: the
-    exact count of occurrences costs ~0.4 s at 1 M items (the "in no split"
-    part scans every item), too much before a first byte.
+    An item whose format needs content and that has none is reported
+    missing, as the real export's fetch reports it. The plan's ``total`` is
+    a cheap bound (see :func:`~engine.sources.resolve_plan`). Reads through
+    ``reader`` only; closing the source leaves it open.
     """
-    dataset = store.get_dataset(dataset_id)
-    version = store.get_version(dataset_id, version_id)
-    chosen = store.resolve_split(version_id, split) if split else None
-    splits = [chosen] if chosen else store.splits(version_id)
-    if chosen is None:
-        sql, key = "SELECT count(*) FROM (SELECT 1 FROM items WHERE version_id = ? LIMIT ?)", version_id
-    else:
-        sql, key = "SELECT count(*) FROM (SELECT 1 FROM item_splits WHERE split_id = ? LIMIT ?)", chosen.id
-    total = store._one(sql, (key, count_up_to + 1))[0]
-    return ExportPlan(
-        dataset=dataset, version=version, labels=store.labels(version_id), splits=splits, split=chosen, total=total
-    )
 
+    def __init__(self, reader: StoreReader, *, cpu: CpuTurns | None = None, page_size: int = SIZING_PAGE) -> None:
+        self._reader = reader
+        self._cpu = cpu
+        self._page_size = page_size
 
-def archive_size(reader: StoreReader, dataset_id: str, version_id: str, options: ExportOptions) -> int:
-    """The exact byte length of the stored (uncompressed) archive this export writes.
-
-    ``reader``: the download's snapshot, so the size is that of the bytes it will send.
-    """
-    plan = resolve_plan(reader, dataset_id, version_id, options.split)
-    format_cls = check_options(plan, options)
-    claims = SpillingClaims()
-    spools: list[FileSpool] = []
-
-    def new_spool(*, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> FileSpool:
-        spools.append(FileSpool(head=head, separator=separator, tail=tail))
-        return spools[-1]
-
-    ctx = ExportContext(
-        dataset=plan.dataset, version=plan.version, labels=plan.labels, splits=plan.splits,
-        names=claims, spool=new_spool,
-    )
-    fmt = format_cls(ctx)
-    needs = format_cls.needs_content(plan.dataset)
-
-    def entries() -> Iterator[tuple[str, int]]:
-        pages = reader.iter_pages(
-            version_id,
-            [plan.split.id or ""] if plan.split else None,
-            with_content=needs,
-            include_unsplit=plan.split is None,
-            page_size=2048,
-            sizes_only=True,
+    async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:
+        reader = self._reader
+        return await anyio.to_thread.run_sync(
+            lambda: resolve_plan(reader, dataset_id, version_id, split, count_up_to=0)
         )
-        with closing(pages):  # a format's refusal ends the page read here, not when the garbage collector gets to it
-            for page in pages:
-                for item in page:
-                    if needs and item.content is None:
-                        raise MissingBlob(f"item {item.id} has no content; upload its file first", item_id=item.id)
-                    for path, data in fmt.entries(item):
-                        yield path, len(data) if isinstance(data, bytes) else data.size
-        for entry in fmt.finish():
-            yield entry.path, len(entry.data) if isinstance(entry.data, bytes) else entry.data.size
 
-    try:
-        return predicted_zip_size(entries())
-    finally:
-        claims.close()
-        for spool in spools:
-            spool.discard()
+    def pages(
+        self, plan: ExportPlan, *, with_content: bool, start: int = 0, stop: int | None = None
+    ) -> AsyncIterator[list[ExportItem]]:
+        content = PageContent.SIZES if with_content else PageContent.NONE
+        return store_pages(
+            self._reader, plan, content, page_size=self._page_size, cpu=self._cpu, start=start, stop=stop
+        )
+
+    async def fetch(self, items: list[ExportItem], window: int) -> list[ExportItem]:
+        """Nothing to read: the items without content."""
+        return [item for item in items if item.content is None]
+
+    async def aclose(self) -> None:
+        """Nothing to release: the reader belongs to the caller."""
+
+
+class _NoOutput:
+    """The sink of a sizing run: the sizer writes no bytes, so nothing arrives here."""
+
+    def write(self, data: bytes) -> None:
+        raise AssertionError("a sizing run writes no bytes")
+
+    def commit(self, size: int | None = None) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+def _sizer(sink: Sink, compress_type: int) -> ZipSizer:
+    return ZipSizer(compress_type)
+
+
+async def archive_size(
+    reader: StoreReader, dataset_id: str, version_id: str, options: ExportOptions, *, cpu: CpuTurns | None = None
+) -> int:
+    """The exact byte length of the archive the export of ``options`` writes from ``reader``.
+
+    ``reader``: the download's snapshot, so the size is that of the bytes it
+    will send. ``cpu``: the turns the process's exports share. InvalidInput
+    for a compressed archive; MissingBlob (unless ``options.skip_missing``)
+    for an item whose content was never stored. Cancelled, it leaves
+    nothing behind (the job's spools and claims are removed).
+    """
+    result = await export(
+        SizesSource(reader, cpu=cpu),
+        dataset_id,
+        version_id,
+        _NoOutput(),
+        options,
+        job_factory=functools.partial(ExportJob, writer=_sizer),
+        cpu=cpu,
+    )
+    return result.bytes
