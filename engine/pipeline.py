@@ -194,16 +194,20 @@ class ExportJob:
         self._end = end
         self.claims = claims()
         self.spools: list[JobSpool] = []
-        ctx = ExportContext(
-            dataset=plan.dataset,
-            version=plan.version,
-            labels=plan.labels,
-            splits=plan.splits,
-            names=self.claims,
-            spool=self._new_spool,
-        )
-        self.format = self.format_cls(ctx)
-        self.writer = writer(sink, COMPRESSION[options.compression])
+        try:
+            ctx = ExportContext(
+                dataset=plan.dataset,
+                version=plan.version,
+                labels=plan.labels,
+                splits=plan.splits,
+                names=self.claims,
+                spool=self._new_spool,
+            )
+            self.format = self.format_cls(ctx)
+            self.writer = writer(sink, COMPRESSION[options.compression])
+        except BaseException:  # a format or writer that refuses: no job, so release what it was lent here
+            self.cleanup()
+            raise
         self.items_done = 0
         self.skipped: list[str] = []
         self.skipped_count = 0
