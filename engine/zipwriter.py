@@ -405,7 +405,8 @@ class ZipSizer:
     def write(self, path: str, data: Content) -> None:
         """Count one entry, as :meth:`ZipWriter.write` would write it."""
         _check_path(path)
-        self.add(path, len(data) if isinstance(data, bytes) else data.size)
+        self._sizer._add_size_from_file(path, len(data) if isinstance(data, bytes) else data.size)
+        self.entries_written += 1
 
     def add(self, path: str, size: int) -> None:
         """Count one stored entry of ``size`` bytes."""
