@@ -21,7 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import aclosing
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread
@@ -35,9 +35,24 @@ from engine.spool import FileSpool, SpillingClaims
 from engine.turns import CpuTurns, in_turn
 from engine.zipwriter import COMPRESSION, ZipWriter
 from formats import FORMATS, get_format
-from formats.base import Entry, ExportContext, ExportItem, Format
+from formats.base import Content, ExportContext, ExportItem, Format, NameClaims, Spool
 
-__all__ = ["BACKENDS", "ExportJob", "ExportOptions", "ExportResult", "check_options", "export", "run_export"]
+__all__ = [
+    "BACKENDS",
+    "EntryWriter",
+    "ExportJob",
+    "ExportOptions",
+    "ExportResult",
+    "JobClaims",
+    "JobFactory",
+    "JobSpool",
+    "JobSpoolFactory",
+    "Progress",
+    "check_options",
+    "export",
+    "run_export",
+    "zip_writer",
+]
 
 BATCH_BYTES = 8 << 20
 BATCH_ITEMS = 2048
@@ -92,48 +107,113 @@ def check_options(plan: ExportPlan, options: ExportOptions) -> type[Format]:
     return format_cls
 
 
+class EntryWriter(Protocol):
+    """Where a job's entries go: the zip writer, or a sizer that only counts the bytes (``engine/sizing.py``)."""
+
+    #: Entries written so far.
+    entries_written: int
+
+    @property
+    def bytes_written(self) -> int:
+        """Archive bytes produced so far."""
+        ...
+
+    def write(self, path: str, data: Content) -> None: ...
+
+    def close(self) -> int:
+        """End the archive (central directory, end records); return its size."""
+        ...
+
+    def discard(self) -> None:
+        """Abandon the archive, releasing what the writer holds."""
+        ...
+
+
+class JobClaims(NameClaims, Protocol):
+    """The name claims a job lends its format, released by :meth:`ExportJob.cleanup`."""
+
+    def close(self) -> None: ...
+
+
+class JobSpool(Spool, Protocol):
+    """A spool a job lends its format, thrown away by :meth:`ExportJob.cleanup` (a no-op once used)."""
+
+    def discard(self) -> None: ...
+
+
+class JobSpoolFactory(Protocol):
+    def __call__(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> JobSpool: ...
+
+
+def zip_writer(sink: Sink, compress_type: int) -> ZipWriter:
+    """The writer of a real export: a streaming zip into ``sink``."""
+    return ZipWriter(sink.write, compress_type=compress_type)
+
+
 class ExportJob:
     """The mutable state of one running export, owned by the pipeline.
 
-    The pipeline runs the whole occurrence range into a complete archive.
-    A subclass may read a range (``start``/``stop``) and end differently:
-    a scale-out shard (``engine/scaleout/parts.py``) overrides
-    :meth:`new_claims`, :meth:`_new_spool` and :meth:`finish` to write a
-    part instead of an archive.
+    By default the job reads every occurrence and writes a complete archive
+    into the sink. The keyword arguments change where it reads and how it
+    ends, never what the format sees:
+
+    * ``start``/``stop``: only occurrences ``start`` to ``stop - 1`` (None:
+      to the end);
+    * ``claims``, ``spool``: make the name claims and the spools lent to the
+      format (a scale-out shard logs its claims and keeps its spools' records);
+    * ``writer``: makes the entry writer from the sink and the compression
+      (``engine/sizing.py`` passes a sizer that counts bytes and writes none);
+    * ``end``: replaces :meth:`finish`'s closing (the format's trailer
+      entries, the central directory, the sink's commit) and returns the
+      byte count (a shard saves a part instead, ``engine/scaleout/parts.py``).
     """
 
-    #: The occurrences this job reads: ``start`` to ``stop - 1`` (None: to the end).
-    start: int = 0
-    stop: int | None = None
-
-    def __init__(self, plan: ExportPlan, options: ExportOptions, sink: Sink, progress: Progress | None):
+    def __init__(
+        self,
+        plan: ExportPlan,
+        options: ExportOptions,
+        sink: Sink,
+        progress: Progress | None = None,
+        *,
+        start: int = 0,
+        stop: int | None = None,
+        claims: Callable[[], JobClaims] = SpillingClaims,
+        spool: JobSpoolFactory = FileSpool,
+        writer: Callable[[Sink, int], EntryWriter] = zip_writer,
+        end: Callable[[], int] | None = None,
+    ):
         self.plan = plan
         self.options = options
         self.sink = sink
         self.progress = progress
+        #: The occurrences this job reads: ``start`` to ``stop - 1`` (None: to the end).
+        self.start = start
+        self.stop = stop
         self.format_cls = check_options(plan, options)
-        self.claims = self.new_claims()
-        self.spools: list[FileSpool] = []
-        ctx = ExportContext(
-            dataset=plan.dataset,
-            version=plan.version,
-            labels=plan.labels,
-            splits=plan.splits,
-            names=self.claims,
-            spool=self._new_spool,
-        )
-        self.format = self.format_cls(ctx)
-        self.writer = ZipWriter(sink.write, compress_type=COMPRESSION[options.compression])
+        self._make_spool = spool
+        self._end = end
+        self.claims = claims()
+        self.spools: list[JobSpool] = []
+        try:
+            ctx = ExportContext(
+                dataset=plan.dataset,
+                version=plan.version,
+                labels=plan.labels,
+                splits=plan.splits,
+                names=self.claims,
+                spool=self._new_spool,
+            )
+            self.format = self.format_cls(ctx)
+            self.writer = writer(sink, COMPRESSION[options.compression])
+        except BaseException:  # a format or writer that refuses: no job, so release what it was lent here
+            self.cleanup()
+            raise
         self.items_done = 0
         self.skipped: list[str] = []
         self.skipped_count = 0
 
-    def new_claims(self) -> SpillingClaims:
-        """The name claims the format is lent (made before the format)."""
-        return SpillingClaims()
-
-    def _new_spool(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> FileSpool:
-        spool = FileSpool(head=head, separator=separator, tail=tail)
+    def _new_spool(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> JobSpool:
+        spool = self._make_spool(head=head, separator=separator, tail=tail)
         self.spools.append(spool)
         return spool
 
@@ -152,7 +232,7 @@ class ExportJob:
         self.skipped.extend(item.id for item in missing[:room])
 
     def write_batch(self, batch: list[ExportItem]) -> None:
-        """Runs in a worker thread: format the batch and zip its entries."""
+        """Runs in a worker thread: format the batch and write its entries."""
         write = self.writer.write
         entries = self.format.entries
         for item in batch:
@@ -163,19 +243,27 @@ class ExportJob:
             self.progress(self.items_done, self.writer.bytes_written)
 
     def finish(self) -> int:
-        """Runs in a worker thread: trailer entries, central directory, commit."""
+        """Runs in a worker thread: the job's end (by default trailer entries, central directory, commit)."""
+        size = self._close_archive() if self._end is None else self._end()
+        if self.progress is not None:
+            self.progress(self.items_done, size)
+        return size
+
+    def _close_archive(self) -> int:
         for entry in self.format.finish():
             self.writer.write(entry.path, entry.data)
         size = self.writer.close()
         self.sink.commit(size)
-        if self.progress is not None:
-            self.progress(self.items_done, size)
         return size
 
     def cleanup(self) -> None:
         self.claims.close()
         for spool in self.spools:
             spool.discard()
+
+
+JobFactory = Callable[[ExportPlan, ExportOptions, Sink, Progress | None], ExportJob]
+"""Makes the job of an export once its plan is known (:class:`ExportJob` by default)."""
 
 
 async def export(
@@ -187,7 +275,7 @@ async def export(
     *,
     progress: Progress | None = None,
     on_plan: Callable[[ExportPlan], None] | None = None,
-    job_factory: Callable[[ExportPlan, ExportOptions, Sink, Progress | None], ExportJob] = ExportJob,
+    job_factory: JobFactory = ExportJob,
     cpu: CpuTurns | None = None,
 ) -> ExportResult:
     """Export one version (or one split of it) into ``sink``.
@@ -308,7 +396,7 @@ def run_export(
     backend: str = "trio",
     progress: Progress | None = None,
     on_plan: Callable[[ExportPlan], None] | None = None,
-    job_factory: Callable[[ExportPlan, ExportOptions, Sink, Progress | None], ExportJob] = ExportJob,
+    job_factory: JobFactory = ExportJob,
 ) -> ExportResult:
     """Run :func:`export` to completion on ``backend`` (``trio`` or ``asyncio``)."""
     if backend not in BACKENDS:

@@ -64,6 +64,7 @@ __all__ = [
     "COMPRESSION",
     "FIXED_DATE_TIME",
     "SpooledCentralDirectory",
+    "ZipSizer",
     "ZipWriter",
     "central_record",
     "predicted_zip_size",
@@ -385,16 +386,53 @@ def central_record(
     return zinfo._central_directory_header_data()
 
 
-def predicted_zip_size(entries: Iterator[tuple[str, int]]) -> int:
-    """The exact size of a stored archive of ``(path, size)`` entries.
+class ZipSizer:
+    """Counts the bytes of a stored archive of the entries written to it, writing none.
 
-    Uses ZipStream's own size accounting, entry by entry, in constant memory.
+    The zip writer's stand-in when an archive is sized before it is written
+    (``engine/sizing.py``): zipstream-ng's own size accounting, entry by
+    entry, in constant memory. A Blob's ``size`` is taken as it is; nothing
+    is read. Only stored archives can be sized: a deflated entry's length is
+    known once it has been compressed.
     """
-    sizer = zipstream.ZipStream(sized=True)
+
+    def __init__(self, compress_type: int = ZIP_STORED) -> None:
+        if compress_type != ZIP_STORED:
+            raise InvalidInput("only a stored archive can be sized before it is written, not a compressed one")
+        self._sizer = zipstream.ZipStream(sized=True)
+        self.entries_written = 0
+
+    def write(self, path: str, data: Content) -> None:
+        """Count one entry, as :meth:`ZipWriter.write` would write it."""
+        _check_path(path)
+        self._sizer._add_size_from_file(path, len(data) if isinstance(data, bytes) else data.size)
+        self.entries_written += 1
+
+    def add(self, path: str, size: int) -> None:
+        """Count one stored entry of ``size`` bytes."""
+        self._sizer._add_size_from_file(path, size)
+        self.entries_written += 1
+
+    @property
+    def bytes_written(self) -> int:
+        """The bytes of the entries counted so far (central directory not included)."""
+        return self._sizer._size_prog[1]
+
+    def close(self) -> int:
+        """The archive's size: entries, central directory and end records."""
+        num_files, files_size, cdfh_size = self._sizer._size_prog
+        eocd = sizeEndCentDir
+        if num_files >= 0xFFFF or files_size > ZIP64_LIMIT or cdfh_size > ZIP64_LIMIT:
+            eocd += sizeEndCentDir64 + sizeEndCentDir64Locator
+        return files_size + cdfh_size + eocd
+
+    def discard(self) -> None:
+        """Nothing to release."""
+
+
+def predicted_zip_size(entries: Iterator[tuple[str, int]]) -> int:
+    """The exact size of a stored archive of ``(path, size)`` entries (see :class:`ZipSizer`)."""
+    sizer = ZipSizer()
     for path, size in entries:
-        sizer._add_size_from_file(path, size)
-    num_files, files_size, cdfh_size = sizer._size_prog
-    eocd = sizeEndCentDir
-    if num_files >= 0xFFFF or files_size > ZIP64_LIMIT or cdfh_size > ZIP64_LIMIT:
-        eocd += sizeEndCentDir64 + sizeEndCentDir64Locator
-    return files_size + cdfh_size + eocd
+        sizer.add(path, size)
+    return sizer.close()

@@ -2,7 +2,7 @@
 
 Run as ``python tests/write_between_server.py STORE BIND TRIGGER``. When an
 export starts reading its pages (``StoreReader.iter_pages`` for the bytes,
-not for sizing) and the file ``TRIGGER`` exists, the Store call it names
+not for sizing, which asks for ``PageContent.SIZES``) and the file ``TRIGGER`` exists, the Store call it names
 (JSON ``{"method": ..., "args": [...], "kwargs": {...}}``) is made and
 committed through a connection of its own, then ``TRIGGER`` is renamed to
 ``TRIGGER.done``. So the write commits after the response's status, ETag
@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _install_hook(store_root: Path, trigger: Path) -> None:
-    from engine.store import Store, StoreReader
+    from engine.store import PageContent, Store, StoreReader
 
     real_iter_pages = StoreReader.iter_pages
 
     def iter_pages(self: StoreReader, *args: Any, **kwargs: Any):
-        if not kwargs.get("sizes_only") and trigger.exists():
+        if kwargs.get("content") is not PageContent.SIZES and trigger.exists():
             call = json.loads(trigger.read_text())
             with Store.open(store_root, create=False) as writer:
                 getattr(writer, call["method"])(*call.get("args", []), **call.get("kwargs", {}))

@@ -23,6 +23,7 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 
@@ -31,6 +32,7 @@ from engine.pipeline import ExportJob, ExportOptions, Progress, run_export
 from engine.sinks import FileSink, Sink
 from engine.sources import ExportPlan, Source
 from engine.spool import RecordWriter
+from engine.zipwriter import ZipWriter
 from engine.scaleout.claims import RecordingClaims
 from engine.scaleout.shards import Shard
 
@@ -89,7 +91,7 @@ class PartSpool(RecordWriter):
         self.path = path
         self.kept = False
 
-    def close(self) -> None:
+    def close(self) -> NoReturn:
         raise InvalidInput("a shard never finishes its format: the driver does")
 
     def keep(self) -> Piece:
@@ -103,37 +105,74 @@ class PartSpool(RecordWriter):
             self.path.unlink(missing_ok=True)
 
 
-class _PartJob(ExportJob):
-    """An export job over one shard's range that ends in a part, not an archive."""
+class _Part:
+    """One attempt at a shard's part: the hooks its :class:`ExportJob` is built with, and its end.
 
-    def __init__(self, spec: PartSpec, stem: Path, *args: object) -> None:
+    The claims are logged to ``.claims``, the spools keep only the shard's
+    records (``.spoolN``), the zip writer's output is the ``.zipdata`` sink,
+    and :meth:`end` saves the central-directory records instead of closing
+    the archive: the driver writes the one central directory and the
+    format's closing entries.
+    """
+
+    def __init__(self, spec: PartSpec, stem: Path) -> None:
         self.spec = spec
         self.stem = stem
-        self.start, self.stop = spec.shard.start, spec.shard.stop
-        super().__init__(*args)  # type: ignore[arg-type]
-        if self.plan != spec.plan:
+        self.claims: RecordingClaims | None = None
+        self.spools: list[PartSpool] = []
+        self.writer: ZipWriter | None = None
+        self.sink: Sink | None = None
+        self.pieces: list[Piece] = []
+        self._spools_at_start = 0
+
+    def job(self, plan: ExportPlan, options: ExportOptions, sink: Sink, progress: Progress | None) -> ExportJob:
+        """The shard's job (``run_export``'s ``job_factory``): the pipeline over its range, ending in a part."""
+        if plan != self.spec.plan:
             raise InvalidInput(
-                f"version {spec.version_id} changed while it was being exported; run the export again"
+                f"version {self.spec.version_id} changed while it was being exported; run the export again"
             )
+        self.sink = sink
+        job = ExportJob(
+            plan,
+            options,
+            sink,
+            self._progress,
+            start=self.spec.shard.start,
+            stop=self.spec.shard.stop,
+            claims=self._new_claims,
+            spool=self._new_spool,
+            writer=self._new_writer,
+            end=self.end,
+        )
+        # What the format claimed and spooled while it was set up is the same in every shard.
+        assert self.claims is not None
         self.claims.start_recording()
         self._spools_at_start = len(self.spools)
+        return job
 
-    def new_claims(self) -> RecordingClaims:  # type: ignore[override]
-        return RecordingClaims(self._file(".claims"), self.spec.seed)
+    def _new_claims(self) -> RecordingClaims:
+        self.claims = RecordingClaims(self._file(".claims"), self.spec.seed)
+        return self.claims
 
-    def _new_spool(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> PartSpool:  # type: ignore[override]
+    def _new_spool(self, *, head: bytes = b"", separator: bytes = b"", tail: bytes = b"") -> PartSpool:
         spool = PartSpool(self._file(f".spool{len(self.spools)}"), separator)
-        self.spools.append(spool)  # type: ignore[arg-type]
+        self.spools.append(spool)
         return spool
+
+    def _new_writer(self, sink: Sink, compress_type: int) -> ZipWriter:
+        self.writer = ZipWriter(sink.write, compress_type=compress_type)
+        return self.writer
+
+    def _progress(self, items: int, written: int) -> None:
+        """After each batch (and at the end): where the tests may kill this worker."""
+        _maybe_fault(self.spec.shard.index)
 
     def _file(self, suffix: str) -> Path:
         return self.stem.with_name(self.stem.name + suffix)
 
-    def write_batch(self, batch: list) -> None:
-        super().write_batch(batch)
-        _maybe_fault(self.spec.shard.index)
-
-    def finish(self) -> int:
+    def end(self) -> int:
+        """The job's end: save the part (records, claims, spool pieces); its size."""
+        assert self.writer is not None and self.sink is not None and self.claims is not None
         if len(self.spools) != self._spools_at_start:
             raise InvalidInput("the format opened a spool while writing items; it cannot be sharded")
         self.writer.save_central_directory(self._file(".cd"))
@@ -141,7 +180,7 @@ class _PartJob(ExportJob):
         self.writer.discard()  # no footer: the driver writes the one central directory
         self.sink.commit(size)
         self.claims.save()
-        self.pieces = [spool.keep() for spool in self.spools]  # type: ignore[attr-defined]
+        self.pieces = [spool.keep() for spool in self.spools]
         return size
 
 
@@ -152,12 +191,7 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
     which the driver removes with the run folder.
     """
     stem = Path(spec.run_dir) / f"s{spec.shard.index:05d}-{secrets.token_hex(4)}"
-    jobs: list[_PartJob] = []
-
-    def job_factory(plan: ExportPlan, options: ExportOptions, sink: Sink, progress: Progress | None) -> ExportJob:
-        jobs.append(_PartJob(spec, stem, plan, options, sink, progress))
-        return jobs[-1]
-
+    part = _Part(spec, stem)
     data = stem.with_name(stem.name + ".zipdata")
     result = run_export(
         source_factory,
@@ -166,9 +200,8 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
         FileSink(data),
         spec.options,
         backend=spec.backend,
-        job_factory=job_factory,
+        job_factory=part.job,
     )
-    job = jobs[0]
     return PartManifest(
         shard=spec.shard,
         data=data.name,
@@ -176,7 +209,7 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
         entries=result.entries,
         central_directory=stem.name + ".cd",
         claims=stem.name + ".claims",
-        pieces=job.pieces,
+        pieces=part.pieces,
         items=result.items,
         skipped=result.skipped,
         skipped_count=result.skipped_count,

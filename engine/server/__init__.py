@@ -13,8 +13,7 @@
     exports.py      the export download: streaming, Content-Length, ETag, Range
     http_range.py   pure Range / If-Range / If-None-Match / ETag helpers
     snapshot.py     one read snapshot per download
-    sizing.py       an archive's exact size from metadata alone
-    ingest.py       import of an exported ZIP into a version (HTTP and CLI)
+    ingest.py       the archive upload: its size cap, then engine.importer in a worker thread
     docs.py         /, /docs (Swagger UI) and the API index
     serve.py        Hypercorn on trio or uvloop
     status_line.py  reason phrases on every status line

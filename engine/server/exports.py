@@ -53,6 +53,8 @@ from starlette.types import Receive, Scope, Send
 
 from engine.errors import InvalidInput, OutputError
 from engine.pipeline import ExportOptions, check_options, export
+from engine.sizing import archive_size
+from engine.sources import resolve_plan
 from engine.turns import CpuTurns
 from engine.server.auth import check_version
 from engine.server.http_range import (
@@ -63,7 +65,6 @@ from engine.server.http_range import (
     parse_range,
     unsatisfied_range,
 )
-from engine.server.sizing import archive_size, resolve_plan
 from engine.server.snapshot import DownloadSnapshot
 from engine.server.state import AppState, app_state
 from formats import FORMATS, get_format, natural_format
@@ -294,7 +295,7 @@ async def _respond(
     if range_header is not None and not if_range_holds(request.headers.get("if-range"), etag):
         range_header = None  # the archive changed: send all of it
     if size is None and compression == "store" and (range_header is not None or plan.total <= SIZE_UP_FRONT):
-        size = await anyio.to_thread.run_sync(archive_size, reader, dataset_id, version_id, options)
+        size = await archive_size(reader, dataset_id, version_id, options, cpu=svc.cpu)
         await svc.remember_size(etag, version_id, revision, size)
     if range_header is not None and size is not None:
         try:

@@ -9,20 +9,21 @@ instead of giving a 206 that splices bytes of two states.
 
 The snapshot is a read-only connection of its own (WAL: it never blocks
 the writer) held from the first lookup of the request until the response
-has ended.
+has ended. Reading through it is the sources' job
+(:class:`engine.sources.ReaderSource` for the bytes,
+:func:`engine.sizing.archive_size` for the size); this module only holds
+it open and releases it.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack
-from pathlib import Path
 
 import anyio.to_thread
 
-from engine.sources import ExportPlan, StoreSource
+from engine.sources import ReaderSource
 from engine.store import Store, StoreReader
 from engine.turns import CpuTurns
-from engine.server.sizing import resolve_plan
 
 __all__ = ["DownloadSnapshot"]
 
@@ -35,7 +36,6 @@ class DownloadSnapshot:
 
     def __init__(self, store: Store) -> None:
         self.reader: StoreReader = store.reader()
-        self.root: Path = store.root
         self._held = ExitStack()
         try:
             self._held.enter_context(self.reader.snapshot())
@@ -64,26 +64,6 @@ class DownloadSnapshot:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(self.close)
 
-    def source(self, cpu: CpuTurns) -> SnapshotSource:
-        """The export's source, reading every page through this snapshot."""
-        return SnapshotSource(self, cpu=cpu)
-
-
-class SnapshotSource(StoreSource):
-    """A StoreSource over a download's snapshot, with a cheap plan (no exact occurrence count:
-    only progress bars use it). Closing it leaves the snapshot open: the response owns that.
-    """
-
-    def __init__(self, snapshot: DownloadSnapshot, *, cpu: CpuTurns) -> None:
-        super().__init__(snapshot.root, cpu=cpu)
-        self._snapshot_reader = snapshot.reader
-
-    async def _open(self) -> StoreReader:
-        return self._snapshot_reader
-
-    async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:
-        reader = self._snapshot_reader
-        return await anyio.to_thread.run_sync(lambda: resolve_plan(reader, dataset_id, version_id, split))
-
-    async def aclose(self) -> None:
-        """Nothing to release: the snapshot belongs to the response."""
+    def source(self, cpu: CpuTurns) -> ReaderSource:
+        """The export's source, reading every page through this snapshot (closing it leaves the snapshot open)."""
+        return ReaderSource(self.reader, cpu=cpu)
