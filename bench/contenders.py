@@ -163,10 +163,11 @@ def _materialise(dataset: Dataset, out: Path) -> dict:
 
 def _crc32(dataset: Dataset, out: Path) -> dict:
     from engine.store import PageContent, Store
+    from formats import FORMATS
 
     crc, size = 0, 0
     with Store.open(dataset.store, create=False) as store:
-        needs_blobs = dataset.format in ("folders", "yolo")
+        needs_blobs = FORMATS[dataset.format].needs_content(store.get_dataset(dataset.dataset_id))
         for page in store.iter_pages(
             dataset.version_id, content=PageContent.BYTES if needs_blobs else PageContent.NONE, include_unsplit=True
         ):
