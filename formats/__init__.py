@@ -13,7 +13,19 @@ from formats.folders import FoldersFormat
 from formats.spacy_ner import SpacyNerFormat
 from formats.yolo import YoloFormat
 
-__all__ = ["FORMATS", "Entry", "ExportContext", "ExportItem", "Format", "get_format", "natural_format"]
+__all__ = [
+    "FORMATS",
+    "CsvFormat",
+    "Entry",
+    "ExportContext",
+    "ExportItem",
+    "FoldersFormat",
+    "Format",
+    "SpacyNerFormat",
+    "YoloFormat",
+    "get_format",
+    "natural_format",
+]
 
 FORMATS: dict[str, type[Format]] = {
     FoldersFormat.name: FoldersFormat,
