@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import zlib
-from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from engine.errors import MissingBlob, NotFound
 from engine.store import (
-    DB_NAME,
     INLINE_LIMIT,
     BlobFile,
     BlobRef,
     PageContent,
     Store,
 )
-
-
-def sql(store: Store, query: str, args: tuple = ()) -> Any:
-    """The first row of ``query`` on a connection of its own (committed state): SQL-level checks."""
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchone()
-
-
-def sql_all(store: Store, query: str, args: tuple = ()) -> list[Any]:
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchall()
+from sqlite_checks import sql, sql_all
 
 
 # -- blobs ----------------------------------------------------------------------

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from contextlib import closing
-from typing import Any
 
 import pytest
 
 from engine.errors import InvalidInput, NotFound
 from engine.store import (
-    DB_NAME,
     INLINE_LIMIT,
     BlobRef,
     NewItem,
     PageContent,
     Store,
 )
-
-
-def sql(store: Store, query: str, args: tuple = ()) -> Any:
-    """The first row of ``query`` on a connection of its own (committed state): SQL-level checks."""
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchone()
-
-
-def sql_all(store: Store, query: str, args: tuple = ()) -> list[Any]:
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchall()
+from sqlite_checks import sql
 
 
 # -- bulk -------------------------------------------------------------------------

@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 import uuid
-from contextlib import closing
-from typing import Any
 
 import pytest
 
 from engine.errors import InvalidInput, NotFound
 from engine.ids import new_id, now_iso
 from engine.store import (
-    DB_NAME,
     PALETTE,
     PageContent,
     Store,
 )
-
-
-def sql(store: Store, query: str, args: tuple = ()) -> Any:
-    """The first row of ``query`` on a connection of its own (committed state): SQL-level checks."""
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchone()
-
-
-def sql_all(store: Store, query: str, args: tuple = ()) -> list[Any]:
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchall()
-
-
 
 
 # -- ids ----------------------------------------------------------------------

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
-from contextlib import closing
-from typing import Any
 
 import pytest
 
@@ -19,17 +16,6 @@ from engine.store import (
     Store,
 )
 from engine.store.sqlite.db import connect
-
-
-def sql(store: Store, query: str, args: tuple = ()) -> Any:
-    """The first row of ``query`` on a connection of its own (committed state): SQL-level checks."""
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchone()
-
-
-def sql_all(store: Store, query: str, args: tuple = ()) -> list[Any]:
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchall()
 
 
 def flatten(pages):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,17 +17,7 @@ from engine.store import (
     StoreReader,
 )
 from engine.store.sqlite.db import connect
-
-
-def sql(store: Store, query: str, args: tuple = ()) -> Any:
-    """The first row of ``query`` on a connection of its own (committed state): SQL-level checks."""
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchone()
-
-
-def sql_all(store: Store, query: str, args: tuple = ()) -> list[Any]:
-    with closing(sqlite3.connect(store.root / DB_NAME)) as db:
-        return db.execute(query, args).fetchall()
+from sqlite_checks import sql
 
 
 # -- opening ------------------------------------------------------------------
