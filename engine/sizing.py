@@ -22,11 +22,10 @@ from __future__ import annotations
 import functools
 from collections.abc import AsyncIterator
 
-import anyio.to_thread
 
 from engine.pipeline import ExportJob, ExportOptions, export
 from engine.sinks import Sink
-from engine.sources import ExportPlan, resolve_plan, store_pages
+from engine.sources import ExportPlan, ReaderSource, store_pages
 from engine.store import PageContent, StoreReader
 from engine.turns import CpuTurns
 from engine.zipwriter import ZipSizer
@@ -38,25 +37,17 @@ __all__ = ["SizesSource", "archive_size"]
 SIZING_PAGE = 2048
 
 
-class SizesSource:
+class SizesSource(ReaderSource):
     """Pages of ``reader`` whose items carry their blob's size and CRC-32, never its bytes.
 
-    An item whose format needs content and that has none is reported
-    missing, as the real export's fetch reports it. The plan's ``total`` is
-    a cheap bound (see :func:`~engine.sources.resolve_plan`). Reads through
-    ``reader`` only; closing the source leaves it open.
+    A :class:`~engine.sources.ReaderSource` in all but what its pages carry
+    and what a fetch does: an item whose format needs content and that has
+    none is reported missing, as the real export's fetch reports it.
+    Closing the source leaves ``reader`` open.
     """
 
     def __init__(self, reader: StoreReader, *, cpu: CpuTurns | None = None, page_size: int = SIZING_PAGE) -> None:
-        self._reader = reader
-        self._cpu = cpu
-        self._page_size = page_size
-
-    async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:
-        reader = self._reader
-        return await anyio.to_thread.run_sync(
-            lambda: resolve_plan(reader, dataset_id, version_id, split, count_up_to=0)
-        )
+        super().__init__(reader, page_size=page_size, cpu=cpu)
 
     def pages(
         self, plan: ExportPlan, *, with_content: bool, start: int = 0, stop: int | None = None
@@ -69,9 +60,6 @@ class SizesSource:
     async def fetch(self, items: list[ExportItem], window: int) -> list[ExportItem]:
         """Nothing to read: the items without content."""
         return [item for item in items if item.content is None]
-
-    async def aclose(self) -> None:
-        """Nothing to release: the reader belongs to the caller."""
 
 
 class _NoOutput:
