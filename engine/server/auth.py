@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from engine.errors import NotFound
-from engine.server.state import app_state, service
+from engine.server.state import app_state
 from engine.store import Store
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "check_item",
     "check_version",
     "item_in_version",
-    "service",
     "user_id",
 ]
 

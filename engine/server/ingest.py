@@ -23,7 +23,8 @@ from starlette.types import Message
 from engine.errors import InvalidInput
 from engine.importer import import_archive
 from engine.importer.limits import max_upload
-from engine.server.auth import check_version, service
+from engine.server.auth import check_version
+from engine.server.state import app_state
 from engine.server.bodies import JSON
 from formats import natural_format
 
@@ -77,7 +78,7 @@ async def upload(request: Request) -> JSON:
     is deleted when the form closes.
     """
     _, dataset_id, version_id = await check_version(request)
-    svc = service(request)
+    svc = app_state(request)
     async with capped_form(request) as form:
         upload_file = form.get("file")
         if not isinstance(upload_file, UploadFile):

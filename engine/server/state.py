@@ -9,16 +9,14 @@ an import for the write lock), so the next download of the same ETag, which
 may start as soon as the last byte left, already knows it.
 
 Store calls run in worker threads, each on its own SQLite connection
-(``engine.connections``): reads run beside writes and never wait for them;
+(``engine.store.sqlite.db``): reads run beside writes and never wait for them;
 write transactions queue on the store's write lock.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -26,13 +24,11 @@ from starlette.requests import Request
 from engine.store import Store
 from engine.turns import CpuTurns
 
-__all__ = ["EXPORT_TURNS", "AppState", "Service", "app_state", "service"]
+__all__ = ["EXPORT_TURNS", "AppState", "app_state"]
 
 #: Export batches formatted at once (``DSEXPORT_EXPORT_TURNS``): the interpreter lock runs one
 #: thread at a time, so more turns only add contention (16 downloads: 32 s with 1, 45 s with 2).
 EXPORT_TURNS = int(os.environ.get("DSEXPORT_EXPORT_TURNS", "1"))
-
-T = TypeVar("T")
 
 
 class AppState:
@@ -46,13 +42,6 @@ class AppState:
         #: ETag -> size learnt by a finished export, until the store has it (event loop only).
         self._unsaved_sizes: dict[str, int] = {}
 
-    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run store work as the server does: directly, in the calling worker thread, taking no lock.
-
-        The store gives each thread its own connection; reads never wait for a
-        write (SQLite WAL), writes queue on the store's write lock.
-        """
-        return fn(*args, **kwargs)
 
     def size_of(self, etag: str) -> int | None:
         """The exact archive size for an export ETag, if known. Call it in a worker thread."""
@@ -78,14 +67,7 @@ class AppState:
         self.store.close()
 
 
-#: The name the app state had before it had a module of its own.
-Service = AppState
-
-
 def app_state(request: Request) -> AppState:
     """The state of the app serving ``request``."""
     return request.app.state.service
 
-
-#: The old name of :func:`app_state` (the archive upload handler uses it).
-service = app_state

@@ -224,14 +224,13 @@ def test_reads_do_not_wait_for_an_import_that_is_writing(server):
 
 
 def test_a_write_completes_while_an_import_is_planning(server):
-    """Planning reads only the archive: run as the server runs store work (Service.call), it holds no lock."""
+    """Planning reads only the archive: run as the server runs store work (in a worker thread), it holds no lock."""
     srv, headers = server
     dataset_id, version_id = _dataset(srv, headers, "text")
     data, offsets = _folders_zip({f"train/pos/{n}.txt": f"text {n}".encode() for n in range(3)})
     archive = PausingArchive(data, offsets["train/pos/1.txt"])  # a text read while the plan is made
 
-    service = srv.app.state.service
-    importing, outcome = _run(service.call, import_archive, srv.store, version_id, archive, "folders")
+    importing, outcome = _run(import_archive, srv.store, version_id, archive, "folders")
     assert archive.reached.wait(STUCK), "the import never reached its second text"
     try:
         made = requests.post(
