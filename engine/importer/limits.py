@@ -37,15 +37,19 @@ _SIZE = re.compile(r"(\d+)\s*([KMGT]?)(?:i?B)?", re.IGNORECASE)
 _COUNT = re.compile(r"(\d+)()")
 
 
-def _limit(name: str, default: int, *, sizes: bool = True) -> int:
+def _limit(name: str, default: int, *, sizes: bool = True, example: str = "16M") -> int:
     """An operator's limit from the environment, or ``default`` when unset."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     match = (_SIZE if sizes else _COUNT).fullmatch(raw)
     if match is None or int(match[1]) == 0:
-        unit = "a positive number of bytes, optionally with K, M, G or T, e.g. 16M" if sizes else "a positive number"
-        raise InvalidInput(f"{name}={raw!r} is not a limit; give {unit}")
+        if sizes:
+            raise InvalidInput(
+                f"{name}={raw!r} is not a size; give a positive number of bytes, "
+                f"optionally with K, M, G or T (binary), e.g. {example}"
+            )
+        raise InvalidInput(f"{name}={raw!r} is not a limit; give a positive number")
     return int(match[1]) * _UNITS[match[2].upper()]
 
 
@@ -71,13 +75,4 @@ def max_upload() -> int:
 
 def max_import_bytes() -> int:
     """``DSEXPORT_IMPORT_MAX_BYTES``: the absolute cap on an import's uncompressed bytes (64 GiB)."""
-    raw = os.environ.get(MAX_BYTES_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_BYTES
-    match = _SIZE.fullmatch(raw)
-    if match is None or int(match[1]) == 0:
-        raise InvalidInput(
-            f"{MAX_BYTES_ENV}={raw!r} is not a size; give a positive number of bytes, "
-            f"optionally with K, M, G or T (binary), e.g. 10G"
-        )
-    return int(match[1]) * _UNITS[match[2].upper()]
+    return _limit(MAX_BYTES_ENV, DEFAULT_MAX_BYTES, example="10G")
