@@ -163,11 +163,9 @@ class _Download:
             total = None if match[3] == "*" else int(match[3])
         else:
             self.offset = 0
-            try:
+            with self._disk_errors(self.part):
                 self.target.parent.mkdir(parents=True, exist_ok=True)
                 self.part.write_bytes(b"")
-            except OSError as exc:
-                raise OutputError(f"cannot write {self.part}: {exc.strerror or exc}") from None
             length = response.headers.get("content-length")
             total = int(length) if length is not None and "content-encoding" not in response.headers else None
         etag = response.headers.get("etag")
