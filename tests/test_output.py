@@ -14,12 +14,12 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from archive_check import check_archive
+from cli_run import big_store, export_until_it_writes
 from full_disk import full_disk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,18 +233,8 @@ def test_a_full_temporary_folder_is_a_message_not_a_traceback(tmp_path: Path, fm
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """40,000 items of 2 KiB: an export that takes long enough to be stopped while it writes."""
-    from engine.store import NewItem, Store
-
     root = tmp_path_factory.mktemp("big") / "store"
-    with Store.open(root) as opened:
-        ds = opened.create_dataset("big", "images", default_splits=True)
-        version = ds.versions[0]
-        train = opened.resolve_split(version.id, "train")
-        opened.add_items(
-            version.id,
-            (NewItem(name=f"i{i}", extension="bin", split_ids=[train.id], data=os.urandom(2048)) for i in range(40_000)),
-        )
-    return root, ds.id or "", version.id or ""
+    return (root, *big_store(root, 40_000))
 
 
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])
@@ -253,17 +243,11 @@ def test_a_stopping_signal_ends_like_ctrl_c(big, tmp_path: Path, stop: signal.Si
     root, dataset_id, version_id = big
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "export", "--store", str(root), dataset_id, version_id,
-         "-f", "folders", "-o", str(out / "a.zip"), "--backend", backend, "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    proc = export_until_it_writes(
+        root, dataset_id, version_id, out, "--backend", backend, "--no-progress",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
-        deadline = time.monotonic() + 60
-        while not any(p.name.endswith(".partial") and p.stat().st_size > 0 for p in out.iterdir()):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "export never started writing"
-            time.sleep(0.002)
         # Frozen while it writes: the signal arrives mid-export, however fast the machine.
         proc.send_signal(signal.SIGSTOP)
         assert [p.name for p in out.iterdir() if p.name.endswith(".partial")], "the export finished before the signal"

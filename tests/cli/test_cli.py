@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from archive_check import check_archive
-from cli_run import dsexport
+from cli_run import big_store, dsexport, export_until_it_writes
 
 
 @pytest.fixture(scope="module")
@@ -103,33 +101,13 @@ def test_export_all_writes_every_archive_and_a_summary(store, tmp_path: Path):
 
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])
 def test_ctrl_c_stops_and_removes_the_partial_file(tmp_path: Path, backend: str):
-    import os
     import signal
-    import time
-
-    from engine.store import NewItem, Store
 
     root = tmp_path / "store"
-    with Store.open(root) as opened:
-        ds = opened.create_dataset("big", "images", default_splits=True)
-        version = ds.versions[0]
-        train = opened.resolve_split(version.id, "train")
-        opened.add_items(
-            version.id,
-            (NewItem(name=f"i{i}", extension="bin", split_ids=[train.id], data=os.urandom(2048)) for i in range(60_000)),
-        )
+    dataset_id, version_id = big_store(root, 60_000)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "export", "--store", str(root), ds.id, version.id,
-         "-f", "folders", "-o", str(out_dir / "a.zip"), "--backend", backend],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not any(p.name.endswith(".partial") and p.stat().st_size > 0 for p in out_dir.iterdir()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "export never started writing"
-        time.sleep(0.005)
+    proc = export_until_it_writes(root, dataset_id, version_id, out_dir, "--backend", backend)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr.decode()
