@@ -1,0 +1,66 @@
+"""Image sizes, read from the header only: the one place that asks Pillow.
+
+Why: COCO writes boxes in pixels, so an export needs every image's width
+and height. Reading them at export time would open every blob; instead they
+are measured once, when content enters the store, and kept on the item.
+:func:`image_size` reads the header with ``Image.open(...).size``; Pillow
+parses the header lazily and never decodes pixels for it (a JPEG's size is
+in its SOF marker, a PNG's in IHDR).
+
+Where it is called: :class:`engine.store.api.NewItem` measures its own
+``data`` when built (so every back end gets sizes for rows it is handed
+bytes for, without code of its own), and the paths that store content by
+reference measure the file they stream (server uploads, the importer's
+large members, ``dsexport store measure-images`` for older stores).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from typing import IO
+
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["HEAD_BYTES", "blob_size", "image_size"]
+
+#: How much of a blob is read to find its size; headers beyond this (a JPEG after a huge EXIF block) read all of it.
+HEAD_BYTES = 256 * 1024
+
+Size = tuple[int, int]
+
+
+def image_size(source: bytes | IO[bytes]) -> Size | None:
+    """(width, height) of image content, or None when it is not an image Pillow knows (or is unreadable).
+
+    ``source`` is the bytes or a seekable binary file positioned at the start.
+    Images beyond Pillow's decompression-bomb limit have no size here: the
+    guard runs inside ``Image.open``, and a size is not worth turning it off.
+    """
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fp) as image:
+                width, height = image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError):
+        return None
+    if width <= 0 or height <= 0:
+        return None
+    return int(width), int(height)
+
+
+def blob_size(chunks: Iterator[bytes], total: int) -> Size | None:
+    """The size of content given as chunks (a stored blob): its first :data:`HEAD_BYTES`, else all of it."""
+    head = bytearray()
+    for chunk in chunks:
+        head += chunk
+        if len(head) >= HEAD_BYTES:
+            break
+    size = image_size(bytes(head))
+    if size is not None or len(head) >= total:
+        return size
+    for chunk in chunks:  # the header lies further in: read the rest
+        head += chunk
+    return image_size(bytes(head))
