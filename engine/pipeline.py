@@ -86,6 +86,9 @@ class ExportResult(msgspec.Struct, kw_only=True):
     #: Ids of items skipped for missing content (first 1,000), and their count.
     skipped: list[str]
     skipped_count: int
+    #: Box formats: image-level labels (no box) left out of the label files, and boxes written (None: not a box format).
+    image_labels_left_out: int = 0
+    boxes: int | None = None
 
 
 def check_options(plan: ExportPlan, options: ExportOptions) -> type[Format]:
@@ -202,6 +205,7 @@ class ExportJob:
                 splits=plan.splits,
                 names=self.claims,
                 spool=self._new_spool,
+                first=start,
             )
             self.format = self.format_cls(ctx)
             self.writer = writer(sink, COMPRESSION[options.compression])
@@ -318,6 +322,8 @@ async def export(
         seconds=time.perf_counter() - started,
         skipped=job.skipped,
         skipped_count=job.skipped_count,
+        image_labels_left_out=getattr(job.format, "image_labels_left_out", 0),
+        boxes=getattr(job.format, "boxes_written", None),
     )
 
 

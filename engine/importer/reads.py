@@ -18,7 +18,7 @@ import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import ijson
 import msgspec
@@ -149,3 +149,29 @@ class ZipArchiveReader:
                 raise refused(f"{name} is not valid JSON: {str(exc).splitlines()[0]}") from None
             except UnicodeDecodeError:
                 raise refused(f"{name} is not UTF-8 text") from None
+
+    def json_items(self, name: str, key: str) -> Iterator[tuple[int, Any]]:
+        """(index, element) of the array under the top-level ``key`` of a JSON object, streamed by ijson.
+
+        Errors name the entry and the element being read: ``images[12]``, or
+        where the document broke off (truncated, malformed).
+        """
+        read = 0  # elements of the array read whole
+        with self._zf.open(name) as f:
+            try:
+                events = ijson.parse(f, use_float=True)
+                first = next(events, None)
+                if first is None or first[1] != "start_map":
+                    raise refused(f"{name} is not valid: expected a JSON object")
+                for element in ijson.items(events, f"{key}.item"):
+                    yield read, element
+                    read += 1
+            except ijson.JSONError as exc:
+                where = f"{key}[{read}]" if read else f"the document before {key}[0]"
+                raise refused(f"{name} is not valid JSON: {_first_line(exc)} (at {where})") from None
+            except UnicodeDecodeError:
+                raise refused(f"{name} is not UTF-8 text") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -61,6 +61,20 @@ class ItemReads(CatalogReads):
         )
         return row is not None
 
+    def annotation_counts(self, version_id: str, split_ids: list[str] | None = None) -> tuple[int, int]:
+        """(boxes, image-level labels) among the version's annotations (of ``split_ids`` only, when given)."""
+        self._version_row(version_id)
+        where, args = "version_id = ?", [version_id]
+        if split_ids is not None:
+            where += f" AND split_id IN ({','.join('?' * len(split_ids))})"
+            args += split_ids
+        row = self._one(
+            f"SELECT count(*) - count(nullif(coordinates, '')), count(nullif(coordinates, '')) FROM annotations"
+            f" WHERE {where}",
+            tuple(args),
+        )
+        return row[1], row[0]
+
     def get_item(self, item_id: str) -> DatasetItem:
         """An item with its splits (creation order) and annotations (creation order)."""
         found = self._items_by_id([item_id])
