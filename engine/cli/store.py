@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli.common import StoreOption, err, open_store, user_errors
+from engine.cli.common import BlobsOption, StoreOption, err, open_store, user_errors
 
 __all__ = ["measure_images", "store_app"]
 
@@ -19,7 +19,7 @@ _PAGE = 500
 
 
 @store_app.command("measure-images")
-def measure_images(store: StoreOption = None) -> None:  # type: ignore[assignment]
+def measure_images(store: StoreOption = None, blobs: BlobsOption = None) -> None:
     """Record width and height of every image item that has none yet (headers only, no decoding).
 
     Safe to run again and to stop: it resumes with the items still unmeasured.
@@ -29,7 +29,7 @@ def measure_images(store: StoreOption = None) -> None:  # type: ignore[assignmen
     from engine.images import blob_size
 
     measured = unreadable = 0
-    with user_errors("sizes recorded so far are kept"), open_store(store, create=False) as opened:
+    with user_errors("sizes recorded so far are kept"), open_store(store, blobs, create=False) as opened:
         after = ""
         while page := opened.unmeasured_images(after, _PAGE):
             sizes = []
