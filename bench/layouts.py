@@ -215,7 +215,7 @@ def _coco(dataset: Dataset, store: Store) -> Iterator[tuple[str, Content]]:
                 bw, bh = w * item.width, h * item.height
                 bbox = [round(cx * item.width - bw / 2, 2), round(cy * item.height - bh / 2, 2), round(bw, 2), round(bh, 2)]
                 doc["annotations"].append({"id": image_id * 10_000 + n, "image_id": image_id,
-                                           "category_id": category[a.label.id], "bbox": bbox,
+                                           "category_id": category[a.label.id], "segmentation": [], "bbox": bbox,
                                            "area": round(bbox[2] * bbox[3], 2), "iscrowd": 0})
     for split, doc in docs.items():
         yield f"annotations/instances_{split}.json", json.dumps(doc).encode()

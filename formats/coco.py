@@ -13,7 +13,7 @@
     {"info": {...}, "licenses": [],
      "categories": [{"id": 1, "name": "cat", "supercategory": ""}, ...],
      "images": [{"id": 1, "file_name": "cat1.jpg", "width": 640, "height": 480}, ...],
-     "annotations": [{"id": 10000, "image_id": 1, "category_id": 1,
+     "annotations": [{"id": 10000, "image_id": 1, "category_id": 1, "segmentation": [],
                       "bbox": [x, y, w, h], "area": w * h, "iscrowd": 0}, ...]}
 
 ``bbox`` is absolute, in pixels: the top-left corner and the size. The store
@@ -41,7 +41,8 @@ Choices where COCO is silent:
 * **Image-level labels** (classification annotations, no box) are left out
   and counted (:mod:`formats.boxes`).
 * ``info`` holds the dataset's name; ``licenses`` is empty; no dates, so an
-  unchanged version gives the same bytes.
+  unchanged version gives the same bytes. ``segmentation`` is an empty list:
+  boxes only, but the field COCO readers (Datumaro) expect is there.
 * **Streamed**: each JSON is written from two spools (``ctx.spool``), one
   for the ``images`` array and one for ``annotations``, each item adding its
   own records, so memory does not grow with the number of images.
@@ -205,7 +206,7 @@ class CocoFormat:
                 raise InvalidInput(f"item {item.id!r} has more than {ANNOTATIONS_PER_IMAGE} boxes, COCO ids' limit here")
             x, y, w, h = coco_box(box.cx, box.cy, box.w, box.h, item.width, item.height)
             records.append(
-                '{"id":%d,"image_id":%d,"category_id":%d,"bbox":[%s,%s,%s,%s],"area":%s,"iscrowd":0}'
+                '{"id":%d,"image_id":%d,"category_id":%d,"segmentation":[],"bbox":[%s,%s,%s,%s],"area":%s,"iscrowd":0}'
                 % (image_id * ANNOTATIONS_PER_IMAGE + n, image_id, position + 1, num(x), num(y), num(w), num(h),
                    num(round(w * h, 2)))
             )
