@@ -31,18 +31,49 @@ HEAD_BYTES = 256 * 1024
 Size = tuple[int, int]
 
 
-def image_size(source: bytes | IO[bytes]) -> Size | None:
+#: Leading bytes of the formats most images are stored in, and Pillow's name for each: content that
+#: starts with one is opened by that plugin alone (Pillow otherwise tries every plugin whose check
+#: passes, ~0.3 ms for bytes that are no image at all, which a million-item load would pay).
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
+
+def _formats(head: bytes, extension: str) -> list[str] | None:
+    """The Pillow formats to try: by the content's signature, else by its extension; None: no image."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ["WEBP"]
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return [name]
+    by_extension = Image.registered_extensions().get("." + extension.lower().lstrip(".")) if extension else None
+    return [by_extension] if by_extension else None
+
+
+def image_size(source: bytes | IO[bytes], extension: str = "") -> Size | None:
     """(width, height) of image content, or None when it is not an image Pillow knows (or is unreadable).
 
-    ``source`` is the bytes or a seekable binary file positioned at the start.
+    ``source`` is the bytes or a seekable binary file positioned at the start;
+    ``extension`` (``"ppm"``) names the format of content whose first bytes do
+    not (formats without a signature of their own).
     Images beyond Pillow's decompression-bomb limit have no size here: the
     guard runs inside ``Image.open``, and a size is not worth turning it off.
     """
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    start = fp.tell()
+    formats = _formats(fp.read(16), extension)
+    fp.seek(start)
+    if formats is None:
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(fp) as image:
+            with Image.open(fp, formats=formats) as image:
                 width, height = image.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError):
         return None
@@ -51,16 +82,16 @@ def image_size(source: bytes | IO[bytes]) -> Size | None:
     return int(width), int(height)
 
 
-def blob_size(chunks: Iterator[bytes], total: int) -> Size | None:
+def blob_size(chunks: Iterator[bytes], total: int, extension: str = "") -> Size | None:
     """The size of content given as chunks (a stored blob): its first :data:`HEAD_BYTES`, else all of it."""
     head = bytearray()
     for chunk in chunks:
         head += chunk
         if len(head) >= HEAD_BYTES:
             break
-    size = image_size(bytes(head))
+    size = image_size(bytes(head), extension)
     if size is not None or len(head) >= total:
         return size
     for chunk in chunks:  # the header lies further in: read the rest
         head += chunk
-    return image_size(bytes(head))
+    return image_size(bytes(head), extension)

@@ -33,12 +33,12 @@ def measure_images(store: StoreOption = None, blobs: BlobsOption = None) -> None
         after = ""
         while page := opened.unmeasured_images(after, _PAGE):
             sizes = []
-            for item_id, content in page:
+            for item_id, extension, content in page:
                 try:
                     if isinstance(content, bytes):
-                        size = blob_size(iter((content,)), len(content))
+                        size = blob_size(iter((content,)), len(content), extension)
                     else:
-                        size = blob_size(content.chunks(), content.size)
+                        size = blob_size(content.chunks(), content.size, extension)
                 except MissingBlob:
                     size = None
                 if size is None:

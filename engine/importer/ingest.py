@@ -193,10 +193,10 @@ def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: Plan) -> I
                         store.blobs.record_file(item.blob)
                         row.blob = item.blob
                         with zf.open(item.member or "") as f:
-                            row.width, row.height = image_size(f) or (None, None)
+                            row.width, row.height = image_size(f, item.extension) or (None, None)
                     elif item.member is not None:  # a small member: inline, read now
                         row.data = zf.read(item.member)
-                        row.width, row.height = image_size(row.data) or (None, None)
+                        row.width, row.height = image_size(row.data, item.extension) or (None, None)
                 except zipfile.BadZipFile as exc:
                     raise _bad(f"{item.member}: {exc}") from None
                 counts.annotations += len(row.annotations)

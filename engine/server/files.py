@@ -49,7 +49,7 @@ async def upload_file(request: Request) -> JSON:
 
         def ingest():
             upload.file.seek(0)
-            size = image_size(upload.file) or (None, None)  # the header only; None: not an image
+            size = image_size(upload.file, extension) or (None, None)  # the header only; None: not an image
             blob = store.blobs.put_stream(chunks())  # outside the lock: hashing and disk I/O
             return store.set_item_blob(item_id, blob, extension, width=size[0], height=size[1])
 

@@ -119,7 +119,7 @@ class NewItem(msgspec.Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         if self.width is None and self.data is not None:
-            size = image_size(self.data)
+            size = image_size(self.data, self.extension)
             if size is not None:
                 self.width, self.height = size
 
@@ -247,8 +247,8 @@ class MetadataStore(MetadataReader, Protocol):
         width: int | None = None, height: int | None = None,
     ) -> DatasetItem: ...
     def annotate(self, item_id: str, split_id: str, label_id: str, coordinates: str = "") -> Annotation: ...
-    def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, bytes | Blob]]:
-        """(item id, content) of items of image datasets with content and no recorded size, by id after ``after``."""
+    def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, str, bytes | Blob]]:
+        """(item id, extension, content) of items of image datasets with content and no recorded size, by id after ``after``."""
         ...
     def set_image_sizes(self, sizes: list[tuple[str, int, int]]) -> None:
         """Record (item id, width, height) for existing items; raises the revision of each version touched."""

@@ -234,12 +234,12 @@ class MetadataStoreTests:
         rest = metadata_store.unmeasured_images(first[-1][0], 2)
         listed = first + rest
         assert len(first) == 2 and len(rest) == 1  # the image items without a size, by id; not the text item
-        assert all(content == b"\x89PNG not really" for _, content in listed)
+        assert all(content == b"\x89PNG not really" for _, _, content in listed)
         before = metadata_store.revision(version_id)
         metadata_store.set_image_sizes([(listed[0][0], 10, 20)])
         assert metadata_store.revision(version_id) > before  # COCO archives change with the sizes
         assert (metadata_store.get_item(listed[0][0]).width, metadata_store.get_item(listed[0][0]).height) == (10, 20)
-        assert [i for i, _ in metadata_store.unmeasured_images()] == [i for i, _ in listed[1:]]
+        assert [i for i, _, _ in metadata_store.unmeasured_images()] == [i for i, _, _ in listed[1:]]
 
     def test_transaction_is_all_or_nothing_and_nested_calls_join_it(self, metadata_store: MetadataStore, pets) -> None:  # noqa: ANN001
         _, version_id, _, _ = pets

@@ -188,16 +188,17 @@ class ItemReads(CatalogReads):
         )
         return None if row is None else (self.blobs.content(item_id, *row[:4]), row[4])
 
-    def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, bytes | Blob]]:
-        """(item id, content) of image items with content but no size, by id after ``after``: what
+    def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, str, bytes | Blob]]:
+        """(item id, extension, content) of image items with content but no size, by id after ``after``: what
         ``dsexport store measure-images`` reads (content of items that are no image stays unmeasured)."""
         rows = self._all(
-            "SELECT i.id, b.sha256, b.size, b.crc32, b.data FROM items i JOIN blobs b ON b.id = i.blob_id"
+            "SELECT i.id, coalesce(i.extension, ''), b.sha256, b.size, b.crc32, b.data FROM items i"
+            " JOIN blobs b ON b.id = i.blob_id"
             " JOIN versions v ON v.id = i.version_id JOIN datasets d ON d.id = v.dataset_id"
             " WHERE i.width IS NULL AND i.id > ? AND d.content_type = 'images' ORDER BY i.id LIMIT ?",
             (after, limit),
         )
-        return [(r[0], self.blobs.content(r[0], *r[1:])) for r in rows]
+        return [(r[0], r[1], self.blobs.content(r[0], *r[2:])) for r in rows]
 
     # -- the HTTP service: annotations, stats, states ---------------------------
 
