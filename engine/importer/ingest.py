@@ -51,7 +51,7 @@ import msgspec
 
 from engine.archive_names import HostileName, check_names
 from engine.errors import InvalidInput
-from engine.images import image_size
+from engine.images import blob_size, image_size
 from engine.importer.archive_guard import MAX_RATIO, check_inflation, check_layout, open_archive
 from engine.importer.plan import Plan
 from engine.importer.reads import ZipArchiveReader, check_entry_count
@@ -192,8 +192,10 @@ def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: Plan) -> I
                     if item.blob is not None:  # written by _write_files; its size read from the member's header
                         store.blobs.record_file(item.blob)
                         row.blob = item.blob
-                        with zf.open(item.member or "") as f:
-                            row.width, row.height = image_size(f, item.extension) or (None, None)
+                        with zf.open(item.member or "") as f:  # its header: the first chunks, read on if need be
+                            chunks = iter(lambda: f.read(1 << 16), b"")
+                            size = blob_size(chunks, item.blob.size, item.extension)
+                        row.width, row.height = size or (None, None)
                     elif item.member is not None:  # a small member: inline, read now
                         row.data = zf.read(item.member)
                         row.width, row.height = image_size(row.data, item.extension) or (None, None)

@@ -229,13 +229,15 @@ def test_bad_ultralytics_is_refused_naming_file_and_line_and_changes_nothing(sha
 def test_a_roboflow_style_archive_imports(shapes):
     """``<split>/images`` and ``<split>/labels`` beside a data.yaml naming ``../<split>/images`` (Roboflow's layout)."""
     root, dataset_id, _ = shapes
-    picture = io.BytesIO()
+    picture, large = io.BytesIO(), io.BytesIO()
     Image.new("RGB", (8, 6)).save(picture, "PNG")
+    Image.frombytes("RGB", (200, 150), bytes(range(256)) * 352).save(large, "PNG", compress_level=0)
+    assert len(large.getvalue()) > 64 << 10  # a blob file, written before the import's transaction
     members = {
         "data.yaml": b"train: ../train/images\nval: ../valid/images\nnc: 2\nnames: ['car', 'bus']\n",
         "README.roboflow.txt": b"exported",
         "train/images/a.png": picture.getvalue(), "train/labels/a.txt": b"1 0.5 0.5 0.25 0.5\n",
-        "valid/images/b.png": picture.getvalue(),
+        "valid/images/b.png": large.getvalue(),
     }
     with Store.open(root, create=False) as store:
         fresh = store.create_version(dataset_id).id or ""
@@ -244,7 +246,7 @@ def test_a_roboflow_style_archive_imports(shapes):
         assert [s.name for s in store.splits(fresh)] == ["train", "valid"]
         items = [i for page in store.iter_pages(fresh, content=PageContent.NONE) for i in page]
         assert [(i.name, i.width, i.height, [(a.label.name, a.coordinates) for a in i.annotations]) for i in items] == [
-            ("a", 8, 6, [("bus", "0.5 0.5 0.25 0.5")]), ("b", 8, 6, []),
+            ("a", 8, 6, [("bus", "0.5 0.5 0.25 0.5")]), ("b", 200, 150, []),
         ]
 
 
