@@ -44,7 +44,7 @@ from bench.measure import (
 from bench.report import RESULTS, machine_facts, write_result
 from bench.scenarios import MODES, SCENARIOS, Point, Scenario
 
-CONTENDERS = [*PYTHON_CONTENDERS, "zip-cli", "cat", *HTTP_CONTENDERS]
+CONTENDERS = [*PYTHON_CONTENDERS, "datumaro-coco", "zip-cli", "cat", *HTTP_CONTENDERS]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -33,7 +33,7 @@ def main(root: Path, out: Path) -> dict:
         categories = json.loads(f.readline())["categories"]
         records = [json.loads(line) for line in f]
     tree = root / "tree"
-    items = (
+    items = [  # a list, as Datumaro's documentation builds one (a generator is read once, and Datumaro reads twice)
         dm.DatasetItem(
             id=r["id"],
             subset=r["subset"],
@@ -41,7 +41,7 @@ def main(root: Path, out: Path) -> dict:
             annotations=[Bbox(x, y, w, h, label=k) for k, x, y, w, h in r["boxes"]],
         )
         for r in records
-    )
+    ]
     dataset = dm.Dataset.from_iterable(items, categories=categories)
     target = out / "coco"
     dataset.export(str(target), "coco_instances", save_media=True)
