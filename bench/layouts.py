@@ -232,7 +232,7 @@ def _ultralytics(dataset: Dataset, store: Store) -> Iterator[tuple[str, Content]
             yield f"images/{split}/{item.name}.{item.extension}", _content(item)
             boxes = "".join(f"{index[a.label.id]} {a.coordinates}\n" for a in item.annotations)
             yield f"labels/{split}/{item.name}.txt", boxes.encode("ascii")
-    config = ["path: ."] + [f"{folder[s]}: images/{folder[s]}" for s in splits] + ["names:"]
+    config = [f"{folder[s]}: images/{folder[s]}" for s in splits] + ["names:"]
     config += [f"  {i}: {label.name}" for i, label in enumerate(labels)]
     yield "data.yaml", ("\n".join(config) + "\n").encode()
 

@@ -18,7 +18,6 @@ the spec's YOLO format, which Ultralytics does not accept):
           +-- cat4.txt
 
     # data.yaml
-    path: .
     train: images/train
     val: images/val
     names:
@@ -49,8 +48,10 @@ Choices where Ultralytics is silent or the store differs:
   of the label files and counted (:mod:`formats.boxes`).
 * **Items in no split**: the image at ``images/<file>``, no label file (they
   have no annotations), listed under no key.
-* ``names`` maps index to name in export label order; ``path: .`` (the
-  folder ``data.yaml`` is in). ``data.yaml`` is written by PyYAML
+* ``names`` maps index to name in export label order. There is no ``path``
+  key: Ultralytics resolves a relative ``path`` (``.``) against the working
+  directory, and takes the folder ``data.yaml`` is in when ``path`` is
+  absent, which is where the archive was extracted. ``data.yaml`` is written by PyYAML
   (``safe_dump``, keys in this order), so any label name is quoted as YAML
   needs.
 
@@ -170,7 +171,7 @@ class UltralyticsFormat:
                 return image, labels
 
     def finish(self) -> list[Entry]:
-        config: dict[str, object] = {"path": "."}
+        config: dict[str, object] = {}  # no "path": the folder of data.yaml (see the module docstring)
         for split in self._ctx.splits:
             folder = self._folders[split.id]
             config[folder] = f"images/{folder}"

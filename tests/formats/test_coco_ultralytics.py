@@ -114,7 +114,7 @@ def test_ultralytics_layout_and_data_yaml(shapes, tmp_path: Path):
     config = yaml.safe_load((folder / "data.yaml").read_text())
     labels = store_labels(root, version_id)
     assert config == {
-        "path": ".", "train": "images/train", "val": "images/val", "test": "images/test",
+        "train": "images/train", "val": "images/val", "test": "images/test",
         "names": {i: lb.name for i, lb in enumerate(labels)},
     }
     images = sorted((folder / "images").rglob("*.png"))
