@@ -189,7 +189,7 @@ class UltralyticsFormat:
         for label in names:
             plan.add_label(label)
         folders = _split_folders(config, archive)
-        for folder, split in folders.items():
+        for split in folders.values():
             plan.add_split(split)
         label_files: list[str] = []
         for member in archive.members():

@@ -164,8 +164,7 @@ class ZipArchiveReader:
                 first = next(events, None)
                 if first is None or first[1] != "start_map":
                     raise refused(f"{name} is not valid: expected a JSON object")
-                for n, element in enumerate(ijson.items(_until_end_of(events, key), f"{key}.item")):
-                    yield n, element
+                yield from enumerate(ijson.items(_until_end_of(events, key), f"{key}.item"))
             except ijson.JSONError as exc:
                 raise refused(f"{name} is not valid JSON: {_first_line(exc)} (at {place})") from None
             except UnicodeDecodeError:

@@ -29,9 +29,8 @@ from engine.pipeline import ExportOptions, run_export
 from engine.sinks import FileSink
 from engine.sources import StoreSource
 from engine.store import PageContent, Store
-from formats.paths import file_name
-from formats.coco import coco_box
 from formats.coordinates import parse_box
+from formats.paths import file_name
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +155,7 @@ def _zip(members: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def _edit_json(members: dict[str, bytes], change) -> dict[str, bytes]:  # noqa: ANN001
+def _edit_json(members: dict[str, bytes], change) -> dict[str, bytes]:
     doc = json.loads(members["annotations/instances_train.json"])
     change(doc)
     return {**members, "annotations/instances_train.json": json.dumps(doc).encode()}
