@@ -326,12 +326,14 @@ def _fresh_version(store: Path, dataset_id: str) -> str:
         return opened.create_version(dataset_id).id or ""
 
 
-@pytest.mark.parametrize("which", ["pets", "reviews", "shapes", "iris-like", "news", "shapes-folders"])
+@pytest.mark.parametrize("which", ["pets", "reviews", "shapes", "iris-like", "news", "shapes-folders", "shapes-coco",
+                                   "shapes-ultralytics"])
 def test_round_trip_through_the_cli(demo_store, tmp_path, which):
     store, made, _ = demo_store
     by_name = {d.name: d for d in made}
-    d = by_name[which.removesuffix("-folders")]
-    fmt = "folders" if which.endswith("-folders") else d.format
+    name, _, other = which.partition("-") if which.startswith("shapes-") else (which, "", "")
+    d = by_name[name]
+    fmt = other or d.format
     first = export_bytes(store, d.dataset_id, d.version_id, fmt, tmp_path)
     (tmp_path / "first.zip").write_bytes(first)
     target = _fresh_version(store, d.dataset_id)
@@ -349,21 +351,22 @@ def test_round_trip_over_http_and_the_sdk_upload(demo_store, tmp_path, monkeypat
     srv.keys = {"alice": key}
     try:
         headers = {"Authorization": f"Bearer {key}"}
-        for d in made:
+        shapes = next(d for d in made if d.name == "shapes")
+        for d, fmt in [*((d, d.format) for d in made), (shapes, "coco"), (shapes, "ultralytics")]:
             first = requests.get(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{d.version_id}/download?format={d.format}", headers=headers
+                f"{srv.base}datasets/{d.dataset_id}/versions/{d.version_id}/download?format={fmt}", headers=headers
             ).content
             target = _fresh_version(store, d.dataset_id)
             r = requests.post(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/upload/{d.format}",
+                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/upload/{fmt}",
                 files={"file": ("dataset.zip", first, "application/x-zip-compressed")}, headers=headers,
             )
             assert r.status_code == 200, r.text
             assert r.json()["id"] == target
             second = requests.get(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/download?format={d.format}", headers=headers
+                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/download?format={fmt}", headers=headers
             ).content
-            assert entries(second) == entries(first, d.version_id, target), d.name
+            assert entries(second) == entries(first, d.version_id, target), (d.name, fmt)
 
         # the SDK's upload_df: a CSV zip with its own config.json
         import pandas as pd
