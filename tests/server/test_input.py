@@ -333,6 +333,17 @@ def test_item_file_uploads_are_not_held_to_the_json_limit(server, made):
     assert got.content == picture
 
 
+def test_an_uploaded_image_gets_its_size_and_other_content_none(server, made):
+    h = auth(server)
+    r = requests.post(made["item"] + "/upload", files={"file": ("p.png", png(3), "image/png")}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (r.json()["width"], r.json()["height"]) == (7, 3)
+    assert requests.get(made["item"], headers=h).json()["width"] == 7  # kept, not only answered
+    r = requests.post(made["item"] + "/upload", files={"file": ("notes.bin", b"not an image", "application/x")},
+                      headers=h)
+    assert r.status_code == 200 and (r.json()["width"], r.json()["height"]) == (None, None)  # replaced, not kept
+
+
 # -- box formats of image-level labels -------------------------------------------------------------
 # A classification annotation (no box) is not a box: YOLO, Ultralytics and COCO write the images and
 # leave such labels out, saying how many (this used to be a 400 naming the label).
