@@ -148,6 +148,11 @@ def test_every_format_stitches_byte_identical_with_1_2_and_5_shards(store, tmp_p
         result = _scaled(root, made[fmt], out, shards, options={"format": fmt})
         assert out.read_bytes() == expected, f"{fmt} with {shards} shards differs"
         assert result.shards == shards and result.bytes == len(expected)
+        if getattr(FORMATS[fmt], "boxes_only", False):  # every shard's image-level labels, counted once
+            with Store.open(root, create=False) as opened:
+                boxes, left_out = opened.annotation_counts(made[fmt][1])
+            assert result.image_labels_left_out == left_out > 0
+            assert result.boxes == boxes or (fmt == "yolo" and 0 < (result.boxes or 0) < boxes)  # YOLO: repeats once
         reruns.append(result.reruns)
     entries = check_archive(tmp_path / "scaled-5.zip")
     assert reruns[0] == []  # one shard never collides with itself
