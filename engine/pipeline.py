@@ -340,6 +340,7 @@ async def _run(source: Source, job: ExportJob, cpu: CpuTurns | None) -> int:
 async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[ExportItem]]) -> None:
     """Pages -> byte-bounded batches -> fetched -> channel."""
     with_content = job.format_cls.needs_content(job.plan.dataset)
+    unsized = job.options.skip_missing and getattr(job.format_cls, "needs_sizes", False)
     window = job.options.concurrency
     pages = source.pages(job.plan, with_content=with_content, start=job.start, stop=job.stop)
     async with send, aclosing(pages):
@@ -347,6 +348,9 @@ async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[E
             for batch in _batches(page):
                 if with_content:
                     missing = await source.fetch(batch, window)
+                    if unsized:  # --skip-missing and a format of pixel boxes: an image of unknown size is skipped too
+                        known = {id(item) for item in missing}
+                        missing = [*missing, *(i for i in batch if i.split and i.width is None and id(i) not in known)]
                     if missing:
                         job.skip(missing)
                         gone = {id(item) for item in missing}

@@ -20,7 +20,8 @@
 keeps boxes relative (``cx cy w h`` in 0..1, seeme-api.md §8), so each
 image's width and height are needed; they are measured from the content at
 ingest (``engine.images``) and an image without them is an error naming the
-item (``dsexport store measure-images`` fills in older stores).
+item (``dsexport store measure-images`` fills in older stores), or skipped
+like missing content with ``--skip-missing``.
 
 Choices where COCO is silent:
 
@@ -140,6 +141,8 @@ class CocoFormat:
     content_types: ClassVar[frozenset[str]] = frozenset({ContentType.IMAGES.value})
     #: A box format: image-level labels are left out (``formats.boxes``).
     boxes_only: ClassVar[bool] = True
+    #: Items in a split need their image size (``--skip-missing`` skips those without, the engine's part).
+    needs_sizes: ClassVar[bool] = True
 
     @classmethod
     def needs_content(cls, dataset: Dataset) -> bool:

@@ -283,3 +283,21 @@ def test_measure_images_fills_in_an_older_store_and_coco_then_exports(shapes, tm
     assert "measured 0 images" in again.stderr.decode()
     fresh = _export(root, dataset_id, version_id, "coco", tmp_path / "measured.zip")
     assert fresh == _export(source, dataset_id, version_id, "coco", tmp_path / "original.zip")
+
+
+def test_skip_missing_skips_images_without_a_size_and_names_them(shapes, tmp_path: Path):
+    source, dataset_id, version_id = shapes
+    root = tmp_path / "old"
+    shutil.copytree(source, root)
+    with closing(sqlite3.connect(root / "store.sqlite3")) as db:
+        unsized = [r[0] for r in db.execute(
+            "SELECT id FROM items WHERE version_id = ? ORDER BY id LIMIT 3", (version_id,))]
+        db.executemany("UPDATE items SET width = NULL, height = NULL WHERE id = ?", [(i,) for i in unsized])
+        db.commit()
+    out = tmp_path / "skipped.zip"
+    result = run_export(lambda: StoreSource(root), dataset_id, version_id, FileSink(out),
+                        ExportOptions(format="coco", skip_missing=True))
+    assert sorted(result.skipped) == sorted(unsized) and result.skipped_count == 3
+    with zipfile.ZipFile(out) as zf:
+        images = [json.loads(zf.read(n))["images"] for n in zf.namelist() if n.startswith("annotations/")]
+    assert sum(len(i) for i in images) == result.items == 24 - 3
