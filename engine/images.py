@@ -16,6 +16,7 @@ large members, ``dsexport store measure-images`` for older stores).
 
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ _MAGIC = (
     (b"II*\x00", "TIFF"),
     (b"MM\x00*", "TIFF"),
 )
+_SIGNED = frozenset({name for _, name in _MAGIC} | {"WEBP"})
 
 
 def _formats(head: bytes, extension: str) -> list[str] | None:
@@ -51,8 +53,16 @@ def _formats(head: bytes, extension: str) -> list[str] | None:
     for magic, name in _MAGIC:
         if head.startswith(magic):
             return [name]
-    by_extension = Image.registered_extensions().get("." + extension.lower().lstrip(".")) if extension else None
-    return [by_extension] if by_extension else None
+    by_extension = _format_of(extension.lower().lstrip(".")) if extension else None
+    if by_extension is None or by_extension in _SIGNED:  # a .jpg without JPEG's signature is no JPEG
+        return None
+    return [by_extension]
+
+
+@functools.lru_cache(maxsize=256)
+def _format_of(extension: str) -> str | None:
+    """Pillow's format for a file extension (``ppm`` -> ``PPM``), looked up once per extension."""
+    return Image.registered_extensions().get("." + extension)
 
 
 def image_size(source: bytes | IO[bytes], extension: str = "") -> Size | None:
