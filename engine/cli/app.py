@@ -17,7 +17,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="dsexport",
-    help="Stream labelled datasets into ZIP archives (FOLDERS, YOLO, CSV, SPACY_NER) in bounded memory.",
+    help="Stream labelled datasets into ZIP archives (FOLDERS, YOLO, CSV, SPACY_NER, Ultralytics, COCO) in bounded memory.",
     no_args_is_help=True,
     add_completion=False,
 )
