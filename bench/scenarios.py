@@ -87,6 +87,8 @@ def _points(params: dict[str, int], sizes: list[int], contenders: list[str], **p
 _SMALL = {"size": 1024, "seed": 0}
 _YOLO = {"kib": 100, "seed": 0}
 _BLOBS = {"mib": 100, "seed": 0}
+#: COCO and Ultralytics of the same images and boxes, beside Datumaro's COCO exporter.
+BOXES = ["dsexport", "dsexport-ultralytics", "datumaro-coco", "zipstream-plain", "crc32"]
 _SEED = {"seed": 0}
 
 SCENARIOS: dict[str, Scenario] = {
@@ -136,6 +138,22 @@ SCENARIOS: dict[str, Scenario] = {
             },
             quick_note="5 k images instead of 20 k, 2 runs each",
             notes="cat reads the store's blob files (the same bytes as the images), not a copy",
+        ),
+        Scenario(
+            name="coco",
+            title="Object detection: COCO and Ultralytics of ~80 KiB PNGs with 0-3 boxes, beside Datumaro",
+            kind="boxes",
+            params=_SEED,
+            plan={
+                "quick": _points(_SEED, [2_000, 20_000], BOXES, repeat=1, repeat_of={"datumaro-coco": 1}),
+                "full": _points(_SEED, [2_000, 20_000], BOXES, repeat=3, repeat_of={"datumaro-coco": 2}),
+            },
+            ratios=("datumaro-coco", "crc32"),
+            quick_note="one run each",
+            notes="dsexport is our COCO export (JSONs streamed from spools), dsexport-ultralytics our Ultralytics "
+            "export of the same version; datumaro-coco is Datumaro's coco_instances exporter (save_media) over "
+            "the same images (the dataset's folder tree) and boxes, writing a folder, not an archive; "
+            "zipstream-plain builds each split's JSON in memory",
         ),
         Scenario(
             name="blobs",

@@ -38,6 +38,7 @@ from engine.pipeline import ExportOptions, ExportResult, run_export
 from engine.sinks import open_sink
 from engine.sources import ExportPlan, Source, StoreSource
 from formats import natural_format
+from formats.boxes import left_out_note
 
 __all__ = ["NamesMissingValues", "export", "export_all"]
 
@@ -173,6 +174,8 @@ def export(
         shown = ", ".join(result.skipped[:20])
         more = f" (and {result.skipped_count - 20} more)" if result.skipped_count > 20 else ""
         err.print(f"[yellow]skipped {result.skipped_count} item(s) with missing content:[/] {shown}{more}")
+    if (note := left_out_note(result.format, result.image_labels_left_out, result.boxes)) is not None:
+        err.print(f"[yellow]{note}[/]", highlight=False)
     if output != "-":
         err.print(
             f"wrote {output}: {result.items} items, {result.entries} entries, "

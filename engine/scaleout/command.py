@@ -10,6 +10,7 @@ from engine.errors import OutputError
 from engine.pipeline import ExportOptions
 from engine.scaleout.driver import run_scaleout
 from engine.sources import Source
+from formats.boxes import left_out_note
 
 __all__ = ["export_on_ray"]
 
@@ -45,9 +46,11 @@ def export_on_ray(
         )
     skipped = f", skipped {result.skipped_count} item(s) with missing content" if result.skipped_count else ""
     reruns = f", {len(result.reruns)} re-run for name collisions" if result.reruns else ""
+    note = left_out_note(result.format, result.image_labels_left_out, result.boxes)
     return (
         f"wrote {output}: {result.items} items, {result.entries} entries, {result.bytes:,} bytes "
         f"in {result.seconds:.2f} s ({result.shards} shards{reruns}; stitch {result.stitch_seconds:.2f} s){skipped}"
+        + (f"\n{note}" if note else "")
     )
 
 

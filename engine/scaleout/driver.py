@@ -42,6 +42,9 @@ class ScaleoutResult(msgspec.Struct, kw_only=True):
     reruns: list[int]
     skipped: list[str]
     skipped_count: int
+    #: Box formats: image-level labels left out and boxes written, all shards together (None: not a box format).
+    image_labels_left_out: int = 0
+    boxes: int | None = None
 
 
 def run_scaleout(
@@ -131,6 +134,8 @@ def run_scaleout(
         reruns=reruns,
         skipped=skipped,
         skipped_count=sum(part.skipped_count for part in parts),
+        image_labels_left_out=sum(part.image_labels_left_out for part in parts),
+        boxes=None if not parts or any(p.boxes is None for p in parts) else sum(p.boxes or 0 for p in parts),
     )
 
 

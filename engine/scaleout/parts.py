@@ -81,6 +81,9 @@ class PartManifest(msgspec.Struct, kw_only=True):
     skipped_count: int
     #: Wall time of the shard's export inside its task.
     seconds: float = 0.0
+    #: Box formats: the shard's image-level labels left out, and its boxes (None: not a box format).
+    image_labels_left_out: int = 0
+    boxes: int | None = None
 
 
 class PartSpool(RecordWriter):
@@ -214,6 +217,8 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
         skipped=result.skipped,
         skipped_count=result.skipped_count,
         seconds=result.seconds,
+        image_labels_left_out=result.image_labels_left_out,
+        boxes=result.boxes,
     )
 
 

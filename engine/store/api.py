@@ -42,6 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from engine.errors import InvalidInput
+from engine.images import image_size
 from engine.model import (
     Annotation,
     ContentType,
@@ -98,7 +99,10 @@ class NewItem(msgspec.Struct, kw_only=True):
 
     Content is either an already stored ``blob`` or raw ``data`` to ingest.
     ``annotations`` are ``(label_id, split_id, coordinates)`` triples; each
-    split must be one of ``split_ids``.
+    split must be one of ``split_ids``. ``width``/``height``: the image's
+    size in pixels; a row built with image ``data`` and no size measures it
+    (:mod:`engine.images`, header only), so every back end stores sizes
+    without measuring; a ``blob`` row's caller measures the file it stored.
     """
 
     id: str | None = None
@@ -110,6 +114,14 @@ class NewItem(msgspec.Struct, kw_only=True):
     blob: BlobRef | None = None
     data: bytes | None = None
     annotations: list[tuple[str, str, str]] = msgspec.field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.width is None and self.data is not None:
+            size = image_size(self.data, self.extension)
+            if size is not None:
+                self.width, self.height = size
 
 
 class VersionConflict(InvalidInput):
@@ -170,6 +182,9 @@ class MetadataReader(Protocol):
     def resolve_split(self, version_id: str, name_or_id: str) -> DatasetSplit: ...
     def revision(self, version_id: str) -> int: ...
     def has_boxes(self, version_id: str) -> bool: ...
+    def annotation_counts(self, version_id: str, split_ids: list[str] | None = None) -> tuple[int, int]:
+        """(boxes, image-level labels) among the version's annotations, of ``split_ids`` only when given."""
+        ...
     def count_items(self, version_id: str, split_id: str | None = None) -> int: ...
     def count_items_up_to(self, version_id: str, split_id: str | None, limit: int) -> int: ...
     def count_occurrences(
@@ -229,8 +244,15 @@ class MetadataStore(MetadataReader, Protocol):
     def create_item(
         self, version_id: str, *, name: str | None = None, extension: str = "", text: str = "",
         split_ids: Iterable[str] = (), blob: BlobRef | None = None, description: str = "",
+        width: int | None = None, height: int | None = None,
     ) -> DatasetItem: ...
     def annotate(self, item_id: str, split_id: str, label_id: str, coordinates: str = "") -> Annotation: ...
+    def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, str, bytes | Blob]]:
+        """(item id, extension, content) of items of image datasets with content and no recorded size, by id after ``after``."""
+        ...
+    def set_image_sizes(self, sizes: list[tuple[str, int, int]]) -> None:
+        """Record (item id, width, height) for existing items; raises the revision of each version touched."""
+        ...
     def add_items(self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000) -> int:
         """Bulk load; commits per batch (see the module docstring), lazily consuming ``rows``."""
         ...

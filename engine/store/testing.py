@@ -30,6 +30,19 @@ from engine.store.api import (
 __all__ = ["BlobStoreTests", "MetadataStoreTests"]
 
 
+def _image(kind: str, size: tuple[int, int], *, noise: bool = False) -> bytes:
+    """A real image file of ``size`` (random pixels when ``noise``, so it does not compress)."""
+    import io
+    import random
+
+    from PIL import Image
+
+    pixels = random.Random(7).randbytes(size[0] * size[1] * 3) if noise else bytes(size[0] * size[1] * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", size, pixels).save(out, kind)
+    return out.getvalue()
+
+
 def _occurrences(pages) -> list[tuple[str, str | None]]:  # noqa: ANN001
     return [(item.name, item.split.name if item.split else None) for page in pages for item in page]
 
@@ -185,6 +198,48 @@ class MetadataStoreTests:
         assert none == [None] * 4
         shard = metadata_store.iter_pages(version_id, content=PageContent.NONE, start=1, stop=3)
         assert _occurrences(shard) == order[1:3]
+
+    def test_image_sizes_are_measured_at_ingest_kept_and_paged(self, metadata_store: MetadataStore, pets) -> None:  # noqa: ANN001
+        _, version_id, (train, _, _), _ = pets
+        png, jpeg = _image("PNG", (37, 21)), _image("JPEG", (640, 480), noise=True)
+        assert len(jpeg) >= INLINE_LIMIT  # a blob file, not inline
+        ref = metadata_store.put_blob(jpeg)
+        metadata_store.add_items(
+            version_id,
+            [
+                NewItem(name="png", split_ids=[train.id or ""], data=png),  # measured from its data
+                NewItem(name="jpeg", split_ids=[train.id or ""], blob=ref, width=640, height=480),  # by its caller
+                NewItem(name="bytes", split_ids=[train.id or ""], data=b"not an image"),
+                NewItem(name="given", split_ids=[train.id or ""], data=png, width=3, height=4),  # the caller's word
+            ],
+        )
+        made = metadata_store.create_item(version_id, name="made", split_ids=[train.id or ""], width=7, height=9)
+        want = {"png": (37, 21), "jpeg": (640, 480), "bytes": (None, None), "given": (3, 4), "made": (7, 9)}
+        for content in PageContent:
+            pages = metadata_store.iter_pages(version_id, content=content)
+            assert {i.name: (i.width, i.height) for p in pages for i in p} == want
+        assert (metadata_store.get_item(made.id or "").width, metadata_store.get_item(made.id or "").height) == (7, 9)
+
+    def test_unmeasured_images_are_listed_and_their_sizes_recorded(self, metadata_store: MetadataStore, pets) -> None:  # noqa: ANN001
+        _, version_id, (train, _, _), _ = pets
+        text = metadata_store.create_dataset("notes", "text").versions[0].id or ""
+        metadata_store.add_items(text, [NewItem(name="t", data=b"no image here")])
+        ref = metadata_store.put_blob(b"\x89PNG not really")
+        metadata_store.add_items(
+            version_id,
+            [NewItem(name=f"n{i}", split_ids=[train.id or ""], blob=ref) for i in range(3)]
+            + [NewItem(name="sized", split_ids=[train.id or ""], data=_image("PNG", (5, 6)))],
+        )
+        first = metadata_store.unmeasured_images("", 2)
+        rest = metadata_store.unmeasured_images(first[-1][0], 2)
+        listed = first + rest
+        assert len(first) == 2 and len(rest) == 1  # the image items without a size, by id; not the text item
+        assert all(content == b"\x89PNG not really" for _, _, content in listed)
+        before = metadata_store.revision(version_id)
+        metadata_store.set_image_sizes([(listed[0][0], 10, 20)])
+        assert metadata_store.revision(version_id) > before  # COCO archives change with the sizes
+        assert (metadata_store.get_item(listed[0][0]).width, metadata_store.get_item(listed[0][0]).height) == (10, 20)
+        assert [i for i, _, _ in metadata_store.unmeasured_images()] == [i for i, _, _ in listed[1:]]
 
     def test_transaction_is_all_or_nothing_and_nested_calls_join_it(self, metadata_store: MetadataStore, pets) -> None:  # noqa: ANN001
         _, version_id, _, _ = pets

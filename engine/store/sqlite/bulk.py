@@ -104,7 +104,10 @@ class BulkWrites(CatalogReads, SqliteWrites):
                         coordinates = check_coordinates(content_type, coordinates or "", row.text)
                     anns.append((version_id, new_id(), item_id, split_id, label_id, coordinates or "", now, now))
                 extension = row.extension.lstrip(".") if row.extension else ""
-                items.append((item_id, version_id, row.name, row.description, row.text, extension, sha, now, now))
+                items.append(
+                    (item_id, version_id, row.name, row.description, row.text, extension, sha, now, now,
+                     row.width, row.height)
+                )
             try:
                 with self._tx(checked=False) as db:  # every reference was validated above
                     blob_ids = self.blobs.ids_of(stored)
@@ -116,7 +119,7 @@ class BulkWrites(CatalogReads, SqliteWrites):
                         items = [(*r[:6], blob_ids.get(r[6]), *r[7:]) for r in items]  # hash -> row id
                     db.executemany(
                         "INSERT INTO items (id, version_id, name, description, text, extension, blob_id,"
-                        " created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                        " created_at, updated_at, width, height, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
                         items,
                     )
                     db.executemany("INSERT INTO item_splits (split_id, item_id) VALUES (?, ?)", members)

@@ -22,7 +22,7 @@ __all__ = ["PageReads"]
 
 
 # The hot queries of the export read path; ``x.id > ?`` is the keyset cursor.
-_ROW = "coalesce(i.name, ''), coalesce(i.extension, ''), coalesce(i.text, '')"
+_ROW = "coalesce(i.name, ''), coalesce(i.extension, ''), coalesce(i.text, ''), i.width, i.height"
 _PAGE = (
     f"SELECT s.item_id, {_ROW} {{extra}} FROM item_splits s JOIN items i ON i.id = s.item_id {{join}}"
     " WHERE s.split_id = ? AND s.item_id > ? ORDER BY s.item_id LIMIT ?"
@@ -208,14 +208,19 @@ class PageReads(CatalogReads):
         """One page of ExportItems (the hot loop: one comprehension, no call per item it can avoid)."""
         get = found.get
         if content is PageContent.NONE:
-            return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or []) for r in rows]
+            return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], None, r[4], r[5]) for r in rows]
         if content is PageContent.SIZES:
             return [
-                ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], BlobRef(r[4], r[5], r[6]) if r[4] else None)
+                ExportItem(
+                    r[0], r[1], r[2], r[3], split, get(r[0]) or [], BlobRef(r[6], r[7], r[8]) if r[6] else None,
+                    r[4], r[5],
+                )
                 for r in rows
             ]
         read = self.blobs.content
-        return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[4:])) for r in rows]
+        return [
+            ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[6:]), r[4], r[5]) for r in rows
+        ]
 
 class _Annotator:
     """Resolves annotation rows to ExportAnnotations with labels loaded once per export."""

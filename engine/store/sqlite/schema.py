@@ -91,8 +91,15 @@ CREATE TABLE IF NOT EXISTS archive_sizes (
 CREATE INDEX IF NOT EXISTS archive_sizes_version ON archive_sizes(version_id);
 """
 
+# Image sizes in pixels, measured from the content at ingest (COCO's absolute boxes need them).
+# NULL: not an image, or stored before this migration (`dsexport store measure-images` fills them in).
+_V3_IMAGE_SIZES = """
+ALTER TABLE items ADD COLUMN width INTEGER;
+ALTER TABLE items ADD COLUMN height INTEGER;
+"""
+
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``.
-MIGRATIONS: tuple[str, ...] = (_V1_EXPORT_TABLES, _V2_SERVICE_TABLES)
+MIGRATIONS: tuple[str, ...] = (_V1_EXPORT_TABLES, _V2_SERVICE_TABLES, _V3_IMAGE_SIZES)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
