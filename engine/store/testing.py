@@ -24,10 +24,11 @@ from engine.store.api import (
     BlobStore,
     MetadataStore,
     NewItem,
+    PackedBlobs,
     PageContent,
 )
 
-__all__ = ["BlobStoreTests", "MetadataStoreTests"]
+__all__ = ["BlobStoreTests", "MetadataStoreTests", "PackedBlobsTests"]
 
 
 def _occurrences(pages) -> list[tuple[str, str | None]]:  # noqa: ANN001
@@ -96,6 +97,58 @@ class BlobStoreTests:
             thread.join()
         for data, ref in zip(datas, refs):
             assert ref is not None and b"".join(blob_store.open(ref, "x").chunks()) == data
+
+
+class PackedBlobsTests:
+    """What a blob store with the packs capability does. Subclasses provide ``packed_blobs``
+    whose packs roll over at 64 KiB (so a test can fill several)."""
+
+    @pytest.fixture()
+    def packed_blobs(self) -> PackedBlobs:
+        raise NotImplementedError("a back end's test class provides the packed_blobs fixture")
+
+    def test_has_the_capability(self, packed_blobs: PackedBlobs) -> None:
+        assert isinstance(packed_blobs, PackedBlobs)
+
+    def test_added_blobs_read_back_by_slot_in_any_order(self, packed_blobs: PackedBlobs) -> None:
+        datas = [bytes([n]) * (n * 97 + 1) for n in range(200)]  # about 1.9 MiB: several 64 KiB packs
+        with packed_blobs.pack_writer() as writer:
+            slots = [writer.add(data) for data in datas]
+        packs = list(dict.fromkeys(slot.pack for slot in slots))
+        assert len(packs) > 1 and set(packs) <= set(packed_blobs.list_packs())
+        first = [s for s in slots if s.pack == packs[0]]
+        assert [s.offset for s in first] == [sum(x.size for x in first[:n]) for n in range(len(first))]  # appended
+        assert [s.size for s in slots] == [len(d) for d in datas]
+        order = list(range(len(datas)))[::-7] + [0, 0]
+        got = packed_blobs.read_packed([slots[n] for n in order], [f"item-{n}" for n in order])
+        assert got == [datas[n] for n in order]
+
+    def test_a_pack_is_visible_only_when_sealed(self, packed_blobs: PackedBlobs) -> None:
+        before = set(packed_blobs.list_packs())
+        writer = packed_blobs.pack_writer()
+        slot = writer.add(b"pending" * 10)
+        assert slot.pack not in packed_blobs.list_packs()
+        assert writer.seal() == [slot.pack]
+        assert set(packed_blobs.list_packs()) - before == {slot.pack}
+        assert packed_blobs.read_packed([slot], ["i"]) == [b"pending" * 10]
+
+    def test_an_error_inside_the_writer_leaves_no_pack(self, packed_blobs: PackedBlobs) -> None:
+        before = set(packed_blobs.list_packs())
+        with pytest.raises(RuntimeError, match="ingest failed"):
+            with packed_blobs.pack_writer() as writer:
+                for n in range(40):
+                    writer.add(bytes([n]) * 4000)  # 160 KB: some packs were sealed already
+                raise RuntimeError("ingest failed")
+        assert set(packed_blobs.list_packs()) == before
+
+    def test_a_deleted_pack_names_the_item_when_read(self, packed_blobs: PackedBlobs) -> None:
+        with packed_blobs.pack_writer() as writer:
+            slot = writer.add(b"soon gone")
+        packed_blobs.delete_pack(slot.pack)
+        packed_blobs.delete_pack(slot.pack)  # absent is not an error
+        with pytest.raises(MissingBlob, match="item item-9") as caught:
+            packed_blobs.read_packed([slot], ["item-9"])
+        assert caught.value.item_id == "item-9"
 
 
 class MetadataStoreTests:
