@@ -105,6 +105,7 @@ class BulkWrites(CatalogReads, SqliteWrites):
                     anns.append((version_id, new_id(), item_id, split_id, label_id, coordinates or "", now, now))
                 extension = row.extension.lstrip(".") if row.extension else ""
                 items.append((item_id, version_id, row.name, row.description, row.text, extension, sha, now, now))
+            small = self.blobs.stage_small(small)  # packed small blobs are written here, outside the transaction
             try:
                 with self._tx(checked=False) as db:  # every reference was validated above
                     blob_ids = self.blobs.ids_of(stored)
