@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from engine.cli.common import JsonOption, StoreOption, default_store, err, user_errors, write_json
+from engine.cli.common import BlobsOption, JsonOption, StoreOption, err, open_store, user_errors, write_json
 from engine.errors import InvalidInput
 
 __all__ = ["store_app"]
 
 store_app = typer.Typer(help="Maintain a whole store: compact its packs, copy it to another back end.", no_args_is_help=True)
-
-BlobsOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--blobs", help="Where the store's content lives: a folder or s3://BUCKET/PREFIX.",
-        show_default="$DSEXPORT_BLOBS, else the store folder's blobs/",
-    ),
-]
-
-
-def _open(store: object, blobs: str | None, *, create: bool):  # noqa: ANN202 - replaced by common.open_store's address
-    from engine.store.registry import open_store
-
-    return open_store(store or default_store(), create=create, blobs=blobs or os.environ.get("DSEXPORT_BLOBS") or None)
-
 
 @store_app.command("compact")
 def compact_command(
@@ -43,7 +27,7 @@ def compact_command(
     from engine.store.api import PackedBlobs
     from engine.store.compact import compact
 
-    with user_errors(), _open(store, blobs, create=False) as opened:
+    with user_errors(), open_store(store, blobs, create=False) as opened:
         files = opened.blobs.files
         if not isinstance(files, PackedBlobs):
             raise InvalidInput(
