@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from engine.cli.common import BlobsOption, JsonOption, StoreOption, err, open_store, user_errors, write_json
+from engine.cli.common import (
+    BlobsOption, JsonOption, StoreOption, err, open_store, store_address, user_errors, write_json,
+)
 from engine.errors import InvalidInput
 
 __all__ = ["store_app"]
@@ -41,5 +43,40 @@ def compact_command(
     err.print(
         f"rewrote {len(report.rewritten)} pack(s) into {len(report.written)} ({report.moved_bytes:,} bytes moved);"
         f" deleted {len(report.deleted)} unused pack(s); {report.kept_for_grace} kept for the grace period",
+        highlight=False,
+    )
+
+
+@store_app.command("copy")
+def copy_command(
+    to: Annotated[str, typer.Option("--to", metavar="DIR|URL", help="The target store (created if absent).")],
+    store: StoreOption = None,  # type: ignore[assignment]
+    blobs: BlobsOption = None,
+    to_blobs: Annotated[
+        Optional[str],
+        typer.Option("--to-blobs", metavar="DIR|URL", help="Where the target's content goes.", show_default="the target's own blobs/"),
+    ] = None,
+    json: JsonOption = False,
+) -> None:
+    """Copy a whole store (ids, users, keys, owners and content) to another back end, verifying every blob.
+
+    Run it again after an interruption: it resumes, skipping what the target has.
+    """
+    from engine.store.address import StoreAddress
+    from engine.store.copy import copy_store
+
+    source = store_address(store, blobs)
+    target = StoreAddress(to, to_blobs)
+    with user_errors("the target keeps what was copied; run the copy again to resume"):
+        if (source.metadata, source.blobs) == (target.metadata, target.blobs):
+            raise InvalidInput(f"--to names the source store itself ({source.display()})")
+        with source.reader() as reader, target.open(create=True) as opened:
+            report = copy_store(reader, opened)
+    if json:
+        write_json(report)
+        return
+    err.print(
+        f"copied {report.records:,} records and {report.blobs:,} blobs ({report.blob_bytes:,} bytes,"
+        f" {report.blobs_already_there:,} already there) from {source.display()} to {target.display()}",
         highlight=False,
     )

@@ -249,6 +249,17 @@ class MetadataReader(Protocol):
         """Hold one consistent read-only view across several reads, the pages of :meth:`iter_pages` included."""
         ...
 
+    def records(self) -> Iterator[Any]:
+        """The whole store as typed records (``engine.store.records``) from one snapshot, in load order.
+
+        What ``dsexport store copy`` reads; a small blob's record carries its bytes.
+        """
+        ...
+
+    def open_blob(self, ref: BlobRef) -> Blob:
+        """A large blob's content, for a blob record without bytes."""
+        ...
+
     def iter_pages(
         self,
         version_id: str,
@@ -280,6 +291,14 @@ class MetadataStore(MetadataReader, Protocol):
 
     def transaction(self) -> AbstractContextManager[None]:
         """Everything the store does inside commits together or not at all (an import); nested calls join it."""
+        ...
+
+    def load_records(self, records: Iterable[Any]) -> int:
+        """Load a stream of :meth:`MetadataReader.records` with every id kept, skipping what is there (resumable).
+
+        A large blob's content must be in this store's blob back end first
+        (``blobs.write_file``); small ones come with their records.
+        """
         ...
 
     def put_blob(self, data: bytes) -> BlobRef: ...

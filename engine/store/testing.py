@@ -314,6 +314,35 @@ class MetadataStoreTests:
         assert (metadata_store.archive_size("old"), metadata_store.archive_size("new")) == (None, 200)
         assert metadata_store.archive_size("never") is None
 
+    def test_records_keep_every_id_and_loading_them_again_changes_nothing(
+        self, metadata_store: MetadataStore, pets  # noqa: ANN001
+    ) -> None:
+        from engine.store.records import BlobRecord, DatasetRecord, ItemRecord, LabelRecord, UserRecord
+
+        ds, version_id, (train, valid, _), (cats, _) = pets
+        metadata_store.create_user("ada", "secret")
+        small, large = b"s" * 100, bytes(range(256)) * 400
+        metadata_store.add_items(version_id, [
+            NewItem(id="item-a", name="a", split_ids=[train.id or "", valid.id or ""], data=small,
+                    annotations=[(cats.id or "", train.id or "", "")]),
+            NewItem(id="item-b", name="b", data=large),
+        ])  # fmt: skip
+        records = list(metadata_store.records())
+        kinds = [type(r).__name__ for r in records]
+        assert kinds.index("UserRecord") < kinds.index("DatasetRecord") < kinds.index("BlobRecord") < kinds.index("ItemRecord")
+        assert [r.id for r in records if isinstance(r, DatasetRecord)] == [ds.id]
+        assert [r.name for r in records if isinstance(r, LabelRecord)] == ["cats", "dogs"]
+        assert [r.username for r in records if isinstance(r, UserRecord)] == ["ada"]
+        blobs = {r.sha256: r for r in records if isinstance(r, BlobRecord)}
+        assert blobs[BlobRef.of(small).sha256].data == small and blobs[BlobRef.of(large).sha256].data is None
+        assert b"".join(metadata_store.open_blob(BlobRef.of(large)).chunks()) == large
+        items = {r.id: r for r in records if isinstance(r, ItemRecord)}
+        assert items["item-a"].split_ids == [train.id, valid.id] and items["item-b"].split_ids == []
+        before = _occurrences(metadata_store.iter_pages(version_id, content=PageContent.NONE))
+        assert metadata_store.load_records(records) == len(records)
+        assert list(metadata_store.records()) == records
+        assert _occurrences(metadata_store.iter_pages(version_id, content=PageContent.NONE)) == before
+
     def test_blobs_small_and_large_are_stored_once(self, metadata_store: MetadataStore) -> None:
         for data in (b"tiny", b"L" * (INLINE_LIMIT + 1)):
             ref = metadata_store.put_blob(data)

@@ -112,9 +112,8 @@ def s3_error(exc: BaseException, where: S3Location, key: str, doing: str, item_i
             f"{subject}{doing}: {place} refused the credentials (check AWS_ACCESS_KEY_ID and"
             f" AWS_SECRET_ACCESS_KEY): {text}"
         )
-    if item_id is not None:
-        return MissingBlob(f"{subject}{doing} failed ({place}): {text}", item_id=item_id)
-    return RemoteError(f"{doing} failed ({place}): {text}")
+    # The server failed or went away: not the item's fault, so not MissingBlob (--skip-missing must not skip it).
+    return RemoteError(f"{subject}{doing} failed ({place}): {text}")
 
 
 @dataclass(frozen=True, slots=True)
