@@ -74,6 +74,11 @@ def run_scaleout(
     started = time.perf_counter()
     if str(output) == "-":
         raise InvalidInput("a scale-out export writes a file: give -o FILE, not -o -")
+    if str(output).startswith("s3://") or str(parts_dir or "").startswith("s3://"):
+        raise InvalidInput(
+            "a --ray export assembles its parts in a shared folder and writes a file: -o s3://... and"
+            " --parts-dir s3://... are not supported with --ray yet (without --ray, -o s3://... streams to the bucket)"
+        )
     if backend not in BACKENDS:
         raise InvalidInput(f"unknown backend {backend!r}")
     target = Path(output)
