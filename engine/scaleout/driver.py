@@ -74,10 +74,18 @@ def run_scaleout(
     started = time.perf_counter()
     if str(output) == "-":
         raise InvalidInput("a scale-out export writes a file: give -o FILE, not -o -")
-    if str(output).startswith("s3://") or str(parts_dir or "").startswith("s3://"):
+    in_bucket = str(output).startswith("s3://")
+    if in_bucket != str(parts_dir or "").startswith("s3://"):
         raise InvalidInput(
-            "a --ray export assembles its parts in a shared folder and writes a file: -o s3://... and"
-            " --parts-dir s3://... are not supported with --ray yet (without --ray, -o s3://... streams to the bucket)"
+            "a --ray export into a bucket assembles its parts there: give both -o s3://BUCKET/KEY.zip and"
+            " --parts-dir s3://BUCKET/PREFIX (the same bucket), or neither"
+        )
+    if in_bucket:
+        from engine.scaleout.bucket_driver import run_in_bucket
+
+        return run_in_bucket(
+            source_factory, dataset_id, version_id, str(output), options, shards=shards, ray_address=ray_address,
+            parts_dir=str(parts_dir), backend=backend, max_retries=max_retries, num_cpus=num_cpus, started=started,
         )
     if backend not in BACKENDS:
         raise InvalidInput(f"unknown backend {backend!r}")

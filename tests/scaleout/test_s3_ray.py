@@ -60,11 +60,46 @@ def test_workers_read_packed_and_large_content_from_the_bucket(s3_cluster, tmp_p
     assert len(check_archive(scaled)) > 60
 
 
-def test_parts_or_output_in_a_bucket_are_refused_clearly(s3_cluster, tmp_path: Path):
+@pytest.fixture(scope="module")
+def mixed(s3_cluster, tmp_path_factory):
+    """A local store whose archive is about 14 MB: shards of several MiB and smaller ones."""
+    address = StoreAddress(str(tmp_path_factory.mktemp("mixed") / "store"))
+    with address.open(create=True) as opened:
+        ds = opened.create_dataset("mixed", "images", default_splits=True)
+        version = ds.versions[0]
+        train, valid, _ = (s.id for s in version.splits)
+        rows = [
+            NewItem(name=f"i{n % 7}", extension="bin", split_ids=[[train], [valid], [train, valid]][n % 3],
+                    data=os.urandom(300_000) if n % 4 == 0 else f"small {n}".encode() * (n + 1))
+            for n in range(150)
+        ]  # fmt: skip
+        opened.add_items(version.id, rows)
+    return address, (ds.id, version.id)
+
+
+@pytest.mark.parametrize("fmt", ["folders", "yolo"])
+def test_parts_assembled_in_the_bucket_are_byte_identical(s3_cluster, mixed, tmp_path: Path, fmt: str):
+    address, ids = mixed
+    bucket = s3_cluster.create_bucket()
+    single = tmp_path / "single.zip"
+    run_export(functools.partial(StoreSource, address), *ids, FileSink(single), ExportOptions(format=fmt))
+    for shards in (1, 5):
+        result = run_scaleout(functools.partial(StoreSource, address), *ids, f"s3://{bucket}/out/{shards}.zip",
+                              ExportOptions(format=fmt), shards=shards, parts_dir=f"s3://{bucket}/parts")  # fmt: skip
+        got = tmp_path / f"{shards}.zip"
+        s3_cluster.client().download_file(bucket, f"out/{shards}.zip", str(got))
+        assert got.read_bytes() == single.read_bytes(), f"{fmt} with {shards} shards"
+        assert result.shards == shards and result.bytes == len(single.read_bytes())
+    check_archive(got)
+    assert s3_cluster.keys(bucket) == ["out/1.zip", "out/5.zip"]  # the parts are gone
+    assert s3_cluster.pending_uploads(bucket) == []
+
+
+def test_output_and_parts_must_both_be_in_the_bucket(s3_cluster, tmp_path: Path):
     address = StoreAddress(str(tmp_path / "store"))
     with address.open(create=True) as opened:
         ds = opened.create_dataset("d", "images")
     for output, parts in (("s3://b/a.zip", None), (str(tmp_path / "a.zip"), "s3://b/parts")):
-        with pytest.raises(InvalidInput, match="not supported with --ray yet"):
+        with pytest.raises(InvalidInput, match="give both -o s3://"):
             run_scaleout(functools.partial(StoreSource, address), ds.id, ds.versions[0].id, output,
                          ExportOptions(format="folders"), parts_dir=parts)  # fmt: skip
