@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import DsexportError, InvalidInput, MissingBlob, OutputError
+from engine.errors import AuthenticationFailed, DsexportError, InvalidInput, OutputError
 
 __all__ = ["PART_BYTES", "S3Sink"]
 
@@ -95,8 +95,6 @@ def _abort(writer: Any) -> None:
 
 def _output_error(error: DsexportError) -> DsexportError:
     """Credentials and missing buckets keep their kind; anything else about the output is an OutputError."""
-    if isinstance(error, (InvalidInput,)) or type(error).__name__ == "AuthenticationFailed":
+    if isinstance(error, (InvalidInput, AuthenticationFailed)):
         return error
-    if isinstance(error, MissingBlob):
-        return OutputError(str(error))
     return OutputError(str(error))

@@ -46,6 +46,7 @@ def _large_dataset(address: StoreAddress, items: int = 3, size: int = 100_000) -
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, seaweed):
     """(local store folder, S3 store folder, its blob URL, {name: (dataset id, version id)}): the same store twice."""
+    saved = {name: os.environ.get(name) for name in seaweed.env()}
     os.environ.update(seaweed.env())  # the module's processes reach the session's S3 server
     root = tmp_path_factory.mktemp("s3cli")
     local, remote, blobs = root / "local", root / "remote", f"s3://{seaweed.create_bucket()}/store"
@@ -58,8 +59,8 @@ def stores(tmp_path_factory, seaweed):
     copied = dsexport("store", "copy", "--store", str(local), "--to", str(remote), "--to-blobs", blobs, "--json")
     assert copied.returncode == 0, copied.stderr
     yield local, remote, blobs, ids
-    for name in seaweed.env():
-        os.environ.pop(name, None)
+    for name, value in saved.items():
+        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
 
 
 def _export(store: Path, blobs: str | None, ids: tuple[str, str], fmt: str, out: Path, **env: str):

@@ -126,3 +126,32 @@ def test_demo_and_import_write_their_content_to_the_bucket(seaweed, tmp_path):
     assert any("/packs/" in k for k in seaweed.keys(bucket)) and not any(
         p.is_file() for p in (tmp_path / "s" / "blobs").rglob("*")
     )
+
+
+def test_an_upload_while_the_s3_server_is_down_is_a_503_naming_it(tmp_path):
+    from seaweed import start_seaweed
+
+    own = start_seaweed(tmp_path / "weed")  # its own server: this test kills it
+    srv = None
+    try:
+        blobs = f"s3://{own.create_bucket()}/c"
+        store = tmp_path / "store"
+        assert run("init", "--store", str(store), "--blobs", blobs, env=own.env()).returncode == 0
+        key = run("user", "create", "alice", "--store", str(store), "--blobs", blobs, env=own.env()).stdout.decode().strip()
+        with StoreAddress(str(store), blobs).open() as opened:
+            ds = opened.create_dataset("d", "images")
+            opened.give_datasets("alice")
+            version = ds.versions[0]
+            item = opened.create_item(version.id, name="x")
+        srv = Server(store, blobs=blobs, env=own.env())
+        own.kill()
+        reply = requests.post(
+            f"{srv.base}datasets/{ds.id}/versions/{version.id}/items/{item.id}/upload",
+            headers={"Authorization": f"Bearer {key}"}, files={"file": ("x.png", png(3), "image/png")}, timeout=60,
+        )  # fmt: skip
+        assert reply.status_code == 503, reply.text
+        assert own.endpoint in reply.json()["message"]
+    finally:
+        own.kill()
+        if srv is not None:
+            srv.stop()

@@ -55,8 +55,9 @@ _PLAIN: dict[type[StoreRecord], tuple[str, str, str]] = {
 _BEFORE_ITEMS = (UserRecord, ApiKeyRecord, DatasetRecord, VersionRecord, LabelRecord, SplitRecord)
 _AFTER_ITEMS = (AnnotationRecord, ItemStateRecord, RevisionRecord)
 _PAGE = 1000
-_FLUSH_RECORDS = 5000
-_FLUSH_BYTES = 32 << 20
+# A load transaction's size; with packed blobs also a pack's (`dsexport store compact` merges small ones).
+_FLUSH_RECORDS = 20_000
+_FLUSH_BYTES = 64 << 20
 
 
 class RecordReads(SqliteReads):
