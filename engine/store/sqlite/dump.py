@@ -146,7 +146,7 @@ class RecordWrites(SqliteWrites):
             r.sha256: (r.sha256, r.size, r.crc32, r.data)
             for r in batch if isinstance(r, BlobRecord) and r.data is not None
         }
-        staged = self.blobs.stage_small({s: v for s, v in small.items() if s not in self.blobs.ids_of(small)})
+        staged = self.blobs.stage_small(small)  # packs (or keeps inline) those not there yet
         with self._tx(checked=False) as db:
             if staged:
                 self.blobs.insert_many(staged)
