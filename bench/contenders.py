@@ -51,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.datasets import Dataset
+from bench.s3 import CONTENDERS as S3_CONTENDERS
 from bench.scaleout import CONTENDERS as SCALEOUT_CONTENDERS
 
 __all__ = ["PYTHON_CONTENDERS", "command"]
@@ -199,6 +200,7 @@ def _crc32(dataset: Dataset, out: Path) -> dict:
 
 PYTHON_CONTENDERS: dict[str, Callable[[Dataset, Path], dict]] = {
     **SCALEOUT_CONTENDERS,  # dsexport-ray-1, dsexport-ray-2 (bench/scaleout.py)
+    **S3_CONTENDERS,  # dsexport-s3, s3-get, dsexport-ray-s3 (bench/s3.py)
     "dsexport": _dsexport,
     "dsexport-asyncio": lambda d, o: _dsexport(d, o, backend="asyncio"),
     "dsexport-devnull": lambda d, o: _dsexport(d, o, null=True),

@@ -132,7 +132,7 @@ def export(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", parser=_ray_address, help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
     shards: Annotated[Optional[int], typer.Option(min=1, help="Shards of a --ray export.", show_default="the cluster's CPUs")] = None,
-    parts_dir: Annotated[Optional[Path], typer.Option(help="Folder for a --ray export's parts, reachable by every worker.", show_default="the output's folder")] = None,
+    parts_dir: Annotated[Optional[str], typer.Option(metavar="DIR|URL", help="Folder for a --ray export's parts, reachable by every worker (s3://BUCKET/PREFIX with -o s3://...).", show_default="the output's folder")] = None,
 ) -> None:
     """Export one dataset version (or one split) as a ZIP archive.
 

@@ -32,7 +32,8 @@ def export_on_ray(
     A missing ``parts_dir`` is created, like ``export-all --out``, and
     removed again afterwards: it only ever holds the export's temporary parts.
     """
-    with _made_for_the_export(Path(parts_dir) if parts_dir else None):
+    local_parts = parts_dir and not parts_dir.startswith("s3://")
+    with _made_for_the_export(Path(parts_dir) if local_parts else None):
         result = run_scaleout(
             source_factory,
             dataset_id,

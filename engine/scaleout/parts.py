@@ -187,12 +187,19 @@ class _Part:
         return size
 
 
-def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManifest:
+def run_part(
+    spec: PartSpec, source_factory: Callable[[], Source], *, data_sink: Callable[[Path], Sink] | None = None
+) -> PartManifest:
     """Write ``spec``'s part into its run folder; return what it holds.
 
     On failure nothing of this attempt is left but its temporary files,
-    which the driver removes with the run folder.
+    which the driver removes with the run folder. ``data_sink`` puts the
+    ``.zipdata`` elsewhere (a bucket: ``engine.scaleout.bucket``).
     """
+    if spec.run_dir.startswith("s3://") and data_sink is None:
+        from engine.scaleout.bucket import run_part_in_bucket
+
+        return run_part_in_bucket(spec, source_factory)
     stem = Path(spec.run_dir) / f"s{spec.shard.index:05d}-{secrets.token_hex(4)}"
     part = _Part(spec, stem)
     data = stem.with_name(stem.name + ".zipdata")
@@ -200,7 +207,7 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
         source_factory,
         spec.dataset_id,
         spec.version_id,
-        FileSink(data),
+        FileSink(data) if data_sink is None else data_sink(data),
         spec.options,
         backend=spec.backend,
         job_factory=part.job,

@@ -24,10 +24,11 @@ from engine.store.api import (
     BlobStore,
     MetadataStore,
     NewItem,
+    PackedBlobs,
     PageContent,
 )
 
-__all__ = ["BlobStoreTests", "MetadataStoreTests"]
+__all__ = ["BlobStoreTests", "MetadataStoreTests", "PackedBlobsTests"]
 
 
 def _image(kind: str, size: tuple[int, int], *, noise: bool = False) -> bytes:
@@ -109,6 +110,58 @@ class BlobStoreTests:
             thread.join()
         for data, ref in zip(datas, refs):
             assert ref is not None and b"".join(blob_store.open(ref, "x").chunks()) == data
+
+
+class PackedBlobsTests:
+    """What a blob store with the packs capability does. Subclasses provide ``packed_blobs``
+    whose packs roll over at 64 KiB (so a test can fill several)."""
+
+    @pytest.fixture()
+    def packed_blobs(self) -> PackedBlobs:
+        raise NotImplementedError("a back end's test class provides the packed_blobs fixture")
+
+    def test_has_the_capability(self, packed_blobs: PackedBlobs) -> None:
+        assert isinstance(packed_blobs, PackedBlobs)
+
+    def test_added_blobs_read_back_by_slot_in_any_order(self, packed_blobs: PackedBlobs) -> None:
+        datas = [bytes([n]) * (n * 97 + 1) for n in range(200)]  # about 1.9 MiB: several 64 KiB packs
+        with packed_blobs.pack_writer() as writer:
+            slots = [writer.add(data) for data in datas]
+        packs = list(dict.fromkeys(slot.pack for slot in slots))
+        assert len(packs) > 1 and set(packs) <= set(packed_blobs.list_packs())
+        first = [s for s in slots if s.pack == packs[0]]
+        assert [s.offset for s in first] == [sum(x.size for x in first[:n]) for n in range(len(first))]  # appended
+        assert [s.size for s in slots] == [len(d) for d in datas]
+        order = list(range(len(datas)))[::-7] + [0, 0]
+        got = packed_blobs.read_packed([slots[n] for n in order], [f"item-{n}" for n in order])
+        assert got == [datas[n] for n in order]
+
+    def test_a_pack_is_visible_only_when_sealed(self, packed_blobs: PackedBlobs) -> None:
+        before = set(packed_blobs.list_packs())
+        writer = packed_blobs.pack_writer()
+        slot = writer.add(b"pending" * 10)
+        assert slot.pack not in packed_blobs.list_packs()
+        assert writer.seal() == [slot.pack]
+        assert set(packed_blobs.list_packs()) - before == {slot.pack}
+        assert packed_blobs.read_packed([slot], ["i"]) == [b"pending" * 10]
+
+    def test_an_error_inside_the_writer_leaves_no_pack(self, packed_blobs: PackedBlobs) -> None:
+        before = set(packed_blobs.list_packs())
+        with pytest.raises(RuntimeError, match="ingest failed"):
+            with packed_blobs.pack_writer() as writer:
+                for n in range(40):
+                    writer.add(bytes([n]) * 4000)  # 160 KB: some packs were sealed already
+                raise RuntimeError("ingest failed")
+        assert set(packed_blobs.list_packs()) == before
+
+    def test_a_deleted_pack_names_the_item_when_read(self, packed_blobs: PackedBlobs) -> None:
+        with packed_blobs.pack_writer() as writer:
+            slot = writer.add(b"soon gone")
+        packed_blobs.delete_pack(slot.pack)
+        packed_blobs.delete_pack(slot.pack)  # absent is not an error
+        with pytest.raises(MissingBlob, match="item item-9") as caught:
+            packed_blobs.read_packed([slot], ["item-9"])
+        assert caught.value.item_id == "item-9"
 
 
 class MetadataStoreTests:
@@ -315,6 +368,35 @@ class MetadataStoreTests:
         metadata_store.remember_archive_size("new", version_id, 2, 200)
         assert (metadata_store.archive_size("old"), metadata_store.archive_size("new")) == (None, 200)
         assert metadata_store.archive_size("never") is None
+
+    def test_records_keep_every_id_and_loading_them_again_changes_nothing(
+        self, metadata_store: MetadataStore, pets  # noqa: ANN001
+    ) -> None:
+        from engine.store.records import BlobRecord, DatasetRecord, ItemRecord, LabelRecord, UserRecord
+
+        ds, version_id, (train, valid, _), (cats, _) = pets
+        metadata_store.create_user("ada", "secret")
+        small, large = b"s" * 100, bytes(range(256)) * 400
+        metadata_store.add_items(version_id, [
+            NewItem(id="item-a", name="a", split_ids=[train.id or "", valid.id or ""], data=small,
+                    annotations=[(cats.id or "", train.id or "", "")]),
+            NewItem(id="item-b", name="b", data=large),
+        ])  # fmt: skip
+        records = list(metadata_store.records())
+        kinds = [type(r).__name__ for r in records]
+        assert kinds.index("UserRecord") < kinds.index("DatasetRecord") < kinds.index("BlobRecord") < kinds.index("ItemRecord")
+        assert [r.id for r in records if isinstance(r, DatasetRecord)] == [ds.id]
+        assert [r.name for r in records if isinstance(r, LabelRecord)] == ["cats", "dogs"]
+        assert [r.username for r in records if isinstance(r, UserRecord)] == ["ada"]
+        blobs = {r.sha256: r for r in records if isinstance(r, BlobRecord)}
+        assert blobs[BlobRef.of(small).sha256].data == small and blobs[BlobRef.of(large).sha256].data is None
+        assert b"".join(metadata_store.open_blob(BlobRef.of(large)).chunks()) == large
+        items = {r.id: r for r in records if isinstance(r, ItemRecord)}
+        assert items["item-a"].split_ids == [train.id, valid.id] and items["item-b"].split_ids == []
+        before = _occurrences(metadata_store.iter_pages(version_id, content=PageContent.NONE))
+        assert metadata_store.load_records(records) == len(records)
+        assert list(metadata_store.records()) == records
+        assert _occurrences(metadata_store.iter_pages(version_id, content=PageContent.NONE)) == before
 
     def test_blobs_small_and_large_are_stored_once(self, metadata_store: MetadataStore) -> None:
         for data in (b"tiny", b"L" * (INLINE_LIMIT + 1)):

@@ -44,7 +44,7 @@ def test_reopen_keeps_data_and_settings(tmp_path: Path):
     assert (mode, fks) == ("wal", 1)
     with Store.open(tmp_path, create=False) as store:
         assert [d.id for d in store.list_datasets()] == [ds.id]
-        assert sql(store, "PRAGMA user_version")[0] == SCHEMA_VERSION == 3
+        assert sql(store, "PRAGMA user_version")[0] == SCHEMA_VERSION == 4
 
 
 # -- numbered migrations ---------------------------------------------------------

@@ -108,6 +108,7 @@ class BulkWrites(CatalogReads, SqliteWrites):
                     (item_id, version_id, row.name, row.description, row.text, extension, sha, now, now,
                      row.width, row.height)
                 )
+            small = self.blobs.stage_small(small)  # packed small blobs are written here, outside the transaction
             try:
                 with self._tx(checked=False) as db:  # every reference was validated above
                     blob_ids = self.blobs.ids_of(stored)

@@ -182,11 +182,11 @@ class ItemReads(CatalogReads):
     def item_file(self, item_id: str) -> tuple[bytes | Blob, str] | None:
         """An item's file content and extension in one query; None if it has no file."""
         row = self._one(
-            "SELECT b.sha256, b.size, b.crc32, b.data, coalesce(i.extension, '')"
+            "SELECT b.sha256, b.size, b.crc32, b.data, b.pack, b.pack_offset, coalesce(i.extension, '')"
             " FROM items i JOIN blobs b ON b.id = i.blob_id WHERE i.id = ?",
             (item_id,),
         )
-        return None if row is None else (self.blobs.content(item_id, *row[:4]), row[4])
+        return None if row is None else (self.blobs.content(item_id, *row[:6]), row[6])
 
     def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, str, bytes | Blob]]:
         """(item id, extension, content) of image items with content but no size, by id after ``after``: what

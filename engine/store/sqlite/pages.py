@@ -42,7 +42,10 @@ _UNSPLIT_SEEK = (
     "SELECT i.id FROM items i WHERE i.version_id = ?"
     " AND NOT EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id) ORDER BY i.id LIMIT 1 OFFSET ?"
 )
-_CONTENT = {"extra": ", b.sha256, b.size, b.crc32, b.data", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
+_CONTENT = {
+    "extra": ", b.sha256, b.size, b.crc32, b.data, b.pack, b.pack_offset",
+    "join": "LEFT JOIN blobs b ON b.id = i.blob_id",
+}
 _NO_CONTENT = {"extra": "", "join": ""}
 _SIZES = {"extra": ", b.sha256, b.size, b.crc32", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
 _COLUMNS = {PageContent.NONE: _NO_CONTENT, PageContent.SIZES: _SIZES, PageContent.BYTES: _CONTENT}
@@ -217,6 +220,9 @@ class PageReads(CatalogReads):
                 )
                 for r in rows
             ]
+        if self.blobs.packed:  # packed small blobs: one ranged read per pack for the page
+            contents = self.blobs.page_contents(rows)
+            return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], c) for r, c in zip(rows, contents)]
         read = self.blobs.content
         return [
             ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[6:]), r[4], r[5]) for r in rows
