@@ -110,6 +110,8 @@ class ItemRecord(StoreRecord, tag="item"):
     updated_at: str
     version: int
     split_ids: list[str]
+    width: int | None = None
+    height: int | None = None
 
 
 class AnnotationRecord(StoreRecord, tag="annotation"):

@@ -380,7 +380,7 @@ class MetadataStoreTests:
         metadata_store.add_items(version_id, [
             NewItem(id="item-a", name="a", split_ids=[train.id or "", valid.id or ""], data=small,
                     annotations=[(cats.id or "", train.id or "", "")]),
-            NewItem(id="item-b", name="b", data=large),
+            NewItem(id="item-b", name="b", data=large, width=640, height=480),
         ])  # fmt: skip
         records = list(metadata_store.records())
         kinds = [type(r).__name__ for r in records]
@@ -393,6 +393,7 @@ class MetadataStoreTests:
         assert b"".join(metadata_store.open_blob(BlobRef.of(large)).chunks()) == large
         items = {r.id: r for r in records if isinstance(r, ItemRecord)}
         assert items["item-a"].split_ids == [train.id, valid.id] and items["item-b"].split_ids == []
+        assert (items["item-b"].width, items["item-b"].height) == (640, 480) and items["item-a"].width is None
         before = _occurrences(metadata_store.iter_pages(version_id, content=PageContent.NONE))
         assert metadata_store.load_records(records) == len(records)
         assert list(metadata_store.records()) == records

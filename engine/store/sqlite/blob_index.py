@@ -166,16 +166,17 @@ class SqliteBlobs:
             )
         return data
 
-    def page_contents(self, rows: list[tuple]) -> list[bytes | Blob | None]:
-        """The contents of a page's rows (item id first, then the blob columns of ``content``).
+    def page_contents(self, rows: list[tuple], at: int) -> list[bytes | Blob | None]:
+        """The contents of a page's rows: item id first, the blob columns of ``content`` from column ``at``.
 
         The packed ones are read together: one coalesced ranged read per pack.
         """
-        packed = [n for n, r in enumerate(rows) if r[8] is not None]  # r: id, name, ext, text, sha, size, crc, data, pack, offset
+        sha, size, pack, offset = at, at + 1, at + 4, at + 5  # columns: sha256, size, crc32, data, pack, pack_offset
+        packed = [n for n, r in enumerate(rows) if r[pack] is not None]
         got = self.files.read_packed(  # type: ignore[attr-defined]
-            [PackSlot(rows[n][8], rows[n][9], rows[n][5]) for n in packed], [rows[n][0] for n in packed]
+            [PackSlot(rows[n][pack], rows[n][offset], rows[n][size]) for n in packed], [rows[n][0] for n in packed]
         ) if packed else []
-        out = [None if r[8] is not None else self.content(r[0], *r[4:8]) for r in rows]
+        out = [None if r[pack] is not None else self.content(r[0], *r[sha : sha + 4]) for r in rows]
         for n, data in zip(packed, got):
             out[n] = data
         return out

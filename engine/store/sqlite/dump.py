@@ -102,7 +102,8 @@ class RecordReads(SqliteReads):
         after = ""
         while rows := self._all(
             "SELECT i.id, i.version_id, i.name, i.description, i.text, i.extension, b.sha256, i.created_at,"
-            " i.updated_at, i.version FROM items i LEFT JOIN blobs b ON b.id = i.blob_id WHERE i.id > ?"
+            " i.updated_at, i.version, i.width, i.height FROM items i LEFT JOIN blobs b ON b.id = i.blob_id"
+            " WHERE i.id > ?"
             " ORDER BY i.id LIMIT ?",
             (after, _PAGE),
         ):
@@ -114,7 +115,7 @@ class RecordReads(SqliteReads):
             ):
                 splits.setdefault(item_id, []).append(split_id)
             for row in rows:
-                yield ItemRecord(*row, split_ids=splits.get(row[0], []))
+                yield ItemRecord(*row[:10], split_ids=splits.get(row[0], []), width=row[10], height=row[11])
             after = rows[-1][0]
 
 
@@ -174,9 +175,9 @@ class RecordWrites(SqliteWrites):
                 raise InvalidInput(f"item {record.id}: its blob {record.blob_sha256} was not loaded before it")
         db.execute(
             "INSERT OR IGNORE INTO items (id, version_id, name, description, text, extension, blob_id, created_at,"
-            " updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " updated_at, version, width, height) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.id, record.version_id, record.name, record.description, record.text, record.extension, blob_id,
-             record.created_at, record.updated_at, record.version),
+             record.created_at, record.updated_at, record.version, record.width, record.height),
         )  # fmt: skip
         db.executemany(
             "INSERT OR IGNORE INTO item_splits (split_id, item_id) VALUES (?, ?)",

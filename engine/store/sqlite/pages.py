@@ -221,8 +221,10 @@ class PageReads(CatalogReads):
                 for r in rows
             ]
         if self.blobs.packed:  # packed small blobs: one ranged read per pack for the page
-            contents = self.blobs.page_contents(rows)
-            return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], c) for r, c in zip(rows, contents)]
+            contents = self.blobs.page_contents(rows, at=6)
+            return [
+                ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], c, r[4], r[5]) for r, c in zip(rows, contents)
+            ]
         read = self.blobs.content
         return [
             ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[6:]), r[4], r[5]) for r in rows
