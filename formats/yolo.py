@@ -79,7 +79,6 @@ from typing import ClassVar
 
 import msgspec
 
-from engine.errors import InvalidInput
 from engine.model import ContentType, Dataset, DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem, Spool
 from formats.boxes import BoxReader

@@ -11,7 +11,6 @@ from engine.cli.imports import import_
 from engine.cli.serve import serve
 from engine.cli.store import store_app
 from engine.cli.signals import install_stop_handlers
-from engine.cli.store import store_app
 from engine.cli.users import user_app
 
 __all__ = ["app", "main"]
@@ -30,7 +29,6 @@ app.command()(download)
 app.command("export-all")(export_all)
 app.command()(serve)
 app.add_typer(user_app, name="user")
-app.add_typer(store_app, name="store")
 app.command("import")(import_)
 app.add_typer(store_app, name="store")
 
