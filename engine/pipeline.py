@@ -29,6 +29,7 @@ import msgspec
 from anyio.abc import ObjectSendStream
 
 from engine.errors import InvalidInput, MissingBlob, choices_hint
+from engine.regions import check_files, file_region_of
 from engine.sinks import Sink
 from engine.sources import ExportPlan, Source
 from engine.spool import FileSpool, SpillingClaims
@@ -73,6 +74,9 @@ class ExportOptions(msgspec.Struct, kw_only=True):
     concurrency: int = 16
     compression: str = "store"
     skip_missing: bool = False
+    #: Check each blob file's CRC-32 against the record before the kernel copies it
+    #: (False: only its size and identity; see ``engine/regions.py``).
+    verify: bool = True
 
 
 class ExportResult(msgspec.Struct, kw_only=True):
@@ -146,8 +150,8 @@ class JobSpoolFactory(Protocol):
 
 
 def zip_writer(sink: Sink, compress_type: int) -> ZipWriter:
-    """The writer of a real export: a streaming zip into ``sink``."""
-    return ZipWriter(sink.write, compress_type=compress_type)
+    """The writer of a real export: a streaming zip into ``sink``, blob files copied by the kernel if it can."""
+    return ZipWriter(sink.write, compress_type=compress_type, copy=getattr(sink, "copy_from", None))
 
 
 class ExportJob:
@@ -331,16 +335,35 @@ async def _run(source: Source, job: ExportJob, cpu: CpuTurns | None) -> int:
         return await anyio.to_thread.run_sync(in_turn, cpu, job.finish)
 
 
+async def _fetch(source: Source, job: ExportJob, batch: list[ExportItem]) -> list[ExportItem]:
+    """Make a batch's content ready; the items whose content is missing.
+
+    When the writer has the kernel copy blob files, those are only checked
+    here (``engine/regions.py``), not read into memory; the source fetches
+    the rest.
+    """
+    window = job.options.concurrency
+    if not getattr(job.writer, "copies_files", False):
+        return await source.fetch(batch, window)
+    in_files = [item for item in batch if file_region_of(item.content) is not None]
+    if not in_files:
+        return await source.fetch(batch, window)
+    missing = await check_files(in_files, window, verify=job.options.verify)
+    if len(in_files) < len(batch):
+        checked = {id(item) for item in in_files}
+        missing += await source.fetch([item for item in batch if id(item) not in checked], window)
+    return missing
+
+
 async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[ExportItem]]) -> None:
     """Pages -> byte-bounded batches -> fetched -> channel."""
     with_content = job.format_cls.needs_content(job.plan.dataset)
-    window = job.options.concurrency
     pages = source.pages(job.plan, with_content=with_content, start=job.start, stop=job.stop)
     async with send, aclosing(pages):
         async for page in pages:
-            for batch in _batches(page):
+            for batch in _batches(page, files_held=not getattr(job.writer, "copies_files", False)):
                 if with_content:
-                    missing = await source.fetch(batch, window)
+                    missing = await _fetch(source, job, batch)
                     if missing:
                         job.skip(missing)
                         gone = {id(item) for item in missing}
@@ -351,14 +374,21 @@ async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[E
                     return  # the writer has stopped; its own exception says why
 
 
-def _batches(page: list[ExportItem]) -> list[list[ExportItem]]:
-    """Cut a page so no batch holds more than BATCH_BYTES of content."""
+def _batches(page: list[ExportItem], *, files_held: bool = True) -> list[list[ExportItem]]:
+    """Cut a page so no batch holds more than BATCH_BYTES of content.
+
+    ``files_held=False``: blob files are copied by the kernel, never held,
+    so they do not count (fewer, larger batches: fewer thread hand-offs).
+    """
     batches: list[list[ExportItem]] = []
     current: list[ExportItem] = []
     held = 0
     for item in page:
         content = item.content
-        size = 0 if content is None else len(content) if isinstance(content, bytes) else content.size
+        if content is None or (not files_held and file_region_of(content) is not None):
+            size = 0
+        else:
+            size = len(content) if isinstance(content, bytes) else content.size
         if current and (held + size > BATCH_BYTES or len(current) >= BATCH_ITEMS):
             batches.append(current)
             current, held = [], 0

@@ -24,6 +24,10 @@ it does not offer:
    byte identity), at a fraction of the per-entry cost. Every other entry
    (a streamed Blob, compression) goes through ZipStream's own
    ``ZipStreamInfo._file_data``.
+4. **Bytes the kernel copies.** A blob file checked by ``engine/regions.py``
+   (size and CRC-32 known, the file's identity kept) is written as the same
+   header from the record, then ``copy(fd, offset, length)`` (the sink's
+   ``copy_from``) has the kernel copy the data: Python never touches it.
 
 Timestamps are fixed (:data:`FIXED_DATE_TIME`) so the same export is
 byte-identical on every run. Exactly one thread may drive a writer.
@@ -55,6 +59,7 @@ import zipstream
 from zipstream.ng import ZIP64_ESTIMATE_FACTOR, ZipStreamInfo
 
 from engine.errors import ContentError, InvalidInput
+from engine.regions import CheckedFile, copy_checked
 from engine.spool import close_quietly, spool_error
 
 if TYPE_CHECKING:
@@ -170,8 +175,12 @@ class ZipWriter(zipstream.ZipStream):
     """Writes entries one at a time to ``output``, in constant memory.
 
     ``output`` is called with chunks of about ``buffer_size`` bytes; it may
-    block, which is how backpressure reaches the writer. Call :meth:`close`
-    to write the central directory, or :meth:`discard` to abandon the archive.
+    block, which is how backpressure reaches the writer. ``copy(fd, offset,
+    length)``, if given, appends bytes of a file to the same output (the
+    sink's ``copy_from``) and returns the count: stored entries of checked
+    blob files (:class:`engine.regions.CheckedFile`) then go that way. Call
+    :meth:`close` to write the central directory, or :meth:`discard` to
+    abandon the archive.
     """
 
     def __init__(
@@ -181,10 +190,12 @@ class ZipWriter(zipstream.ZipStream):
         compress_type: int = ZIP_STORED,
         compress_level: int | None = None,
         buffer_size: int = 1 << 20,
+        copy: Callable[[int, int, int], int] | None = None,
     ) -> None:
         super().__init__(compress_type=compress_type, compress_level=compress_level)
         self._filelist = SpooledCentralDirectory()  # type: ignore[assignment]
         self._output = output
+        self._copy = copy if compress_type == ZIP_STORED else None
         self._buffer = bytearray()
         self._buffer_size = buffer_size
         self.entries_written = 0
@@ -198,6 +209,8 @@ class ZipWriter(zipstream.ZipStream):
             self._write_stored_bytes(path, data)
         elif isinstance(data, bytes):
             self._write_with_zipstream(path, iter((data,)), len(data), None)
+        elif self._copy is not None and type(data) is CheckedFile:
+            self._write_copied_file(path, data)
         else:
             self._write_with_zipstream(path, data.chunks(), data.size, data)
         self.entries_written += 1
@@ -207,23 +220,46 @@ class ZipWriter(zipstream.ZipStream):
     def _write_stored_bytes(self, path: str, data: bytes) -> None:
         """The fast path: exactly ZipStreamInfo's bytes, packed in one go."""
         offset = self._pos
-        if path.isascii():
-            name, flags = path.encode("ascii"), _FLAG_DATA_DESCRIPTOR
-        else:
-            name, flags = path.encode("utf-8"), _FLAG_DATA_DESCRIPTOR | _FLAG_UTF8
+        name, flags = _name_and_flags(path)
         size = len(data)
         crc = crc32(data)
-        header = _local_header.pack(
+        buffer = self._buffer
+        buffer += _local_header.pack(
             stringFileHeader, _VERSION, 0, flags, ZIP_STORED, _DOS_TIME, _DOS_DATE,
             0, 0, 0, len(name), 0,
         )
-        descriptor = _descriptor.pack(b"PK\x07\x08", crc, size, size)
-        buffer = self._buffer
-        buffer += header
         buffer += name
         buffer += data
-        buffer += descriptor
-        self._pos = offset + len(header) + len(name) + size + len(descriptor)
+        buffer += _descriptor.pack(b"PK\x07\x08", crc, size, size)
+        self._pos = offset + _local_header.size + len(name) + size + _descriptor.size
+        self._record_stored(path, name, flags, crc, size, offset)
+
+    def _write_copied_file(self, path: str, data: CheckedFile) -> None:
+        """A checked blob file: the header from its record, the bytes copied by the kernel.
+
+        The same bytes as :meth:`_write_with_zipstream` gives the blob (and
+        :meth:`_write_stored_bytes` the same content in hand): a test asserts it.
+        """
+        size, crc = data.size, data.crc32
+        if size >= _SMALL_LIMIT:  # may need zip64: let ZipStreamInfo pack it
+            self.write_copied(path, size, crc, lambda: copy_checked(path, data, self._copy))  # type: ignore[arg-type]
+            self.entries_written -= 1  # write() counts it
+            return
+        offset = self._pos
+        name, flags = _name_and_flags(path)
+        self._buffer += _local_header.pack(
+            stringFileHeader, _VERSION, 0, flags, ZIP_STORED, _DOS_TIME, _DOS_DATE,
+            0, 0, 0, len(name), 0,
+        )
+        self._buffer += name
+        self.flush()
+        copy_checked(path, data, self._copy)  # type: ignore[arg-type]
+        self._buffer += _descriptor.pack(b"PK\x07\x08", crc, size, size)
+        self._pos = offset + _local_header.size + len(name) + size + _descriptor.size
+        self._record_stored(path, name, flags, crc, size, offset)
+
+    def _record_stored(self, path: str, name: bytes, flags: int, crc: int, size: int, offset: int) -> None:
+        """Spool the central-directory record of a stored entry (below zip64 sizes) at ``offset``."""
         if offset > ZIP64_LIMIT:
             # Needs a zip64 extra field for the offset: let ZipStreamInfo pack it.
             zinfo = self._new_info(path, size)
@@ -353,6 +389,18 @@ class ZipWriter(zipstream.ZipStream):
     def bytes_written(self) -> int:
         """Archive bytes produced so far (some may still be buffered)."""
         return self._pos
+
+    @property
+    def copies_files(self) -> bool:
+        """Whether checked blob files are copied by the kernel (a stored archive into a :class:`CopySink`)."""
+        return self._copy is not None
+
+
+def _name_and_flags(path: str) -> tuple[bytes, int]:
+    """The encoded name and the flag bits ZipStreamInfo gives an entry with a data descriptor."""
+    if path.isascii():
+        return path.encode("ascii"), _FLAG_DATA_DESCRIPTOR
+    return path.encode("utf-8"), _FLAG_DATA_DESCRIPTOR | _FLAG_UTF8
 
 
 def _check_path(path: str) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.errors import MissingBlob
 from engine.store.api import BlobRef
+from formats.base import FileRegion
 
 __all__ = ["READ_CHUNK", "BlobFile", "LocalBlobs"]
 
@@ -33,10 +34,11 @@ READ_CHUNK = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class BlobFile:
-    """A file blob as an export reads it (implements ``formats.base.Blob``).
+    """A file blob as an export reads it (implements ``formats.base.FileBacked``).
 
     Reading checks the size against the one recorded at ingest; the CRC is
-    left to the zip writer, which computes it anyway while streaming.
+    left to the zip writer, which computes it anyway while streaming, or to
+    ``engine/regions.py`` when the kernel copies the file.
     """
 
     path: Path
@@ -59,6 +61,10 @@ class BlobFile:
             raise self._missing("missing", exc.strerror or str(exc)) from exc
         if seen != self.size:
             raise self._missing("corrupt", f"{seen} bytes, expected {self.size}")
+
+    def file_region(self) -> FileRegion:
+        """The whole file: a blob file holds exactly the blob's bytes."""
+        return FileRegion(str(self.path), 0, self.size)
 
     def read(self) -> bytes:
         """The whole content at once (for callers that know it is small enough)."""

@@ -1,0 +1,286 @@
+"""Blob files copied into the archive by the kernel: the same bytes as the generic path, and checked.
+
+The generic path (a sink without ``copy_from``: every byte through
+:meth:`Sink.write`, as today's HTTP response) is the reference: the file
+sink (``copy_file_range``), standard output as a pipe (``sendfile``) and a
+FIFO must give byte-identical archives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from archive_check import check_archive
+
+from engine.errors import ContentError, MissingBlob
+from engine.pipeline import ExportOptions, run_export
+from engine.regions import CheckedFile, _check_one, copy_checked
+from engine.sinks import FileSink, StdoutSink, StreamSink
+from engine.sources import StoreSource
+from engine.store import BlobRef, Store
+from engine.zipwriter import ZipWriter
+
+SIZES = {
+    "tiny": 10,  # inline in the store
+    "just-over": 64 * 1024 + 1,  # the smallest blob file
+    "medium": 100 * 1024,
+    "big": 3 * 1024 * 1024 + 7,  # streamed from disk by the generic path
+    "empty-ish": 65_537,
+}
+
+
+class WriteOnlySink:
+    """The generic path: no ``copy_from``, every byte handed to ``write``."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(bytes(data))
+
+    def commit(self, size: int | None = None) -> None:
+        assert size == sum(map(len, self.parts))
+
+    def abort(self) -> None:
+        self.parts.clear()
+
+    def value(self) -> bytes:
+        return b"".join(self.parts)
+
+
+@pytest.fixture()
+def store(tmp_path: Path):
+    """Images in blob files (and one inline) with boxes, in two splits, one item in both."""
+    root = tmp_path / "store"
+    items = {}
+    with Store.open(root) as opened:
+        ds = opened.create_dataset("pics", "images", default_splits=True)
+        version = ds.versions[0]
+        train = opened.resolve_split(version.id, "train")
+        valid = opened.resolve_split(version.id, "valid")
+        label = opened.create_label(version.id, "things")
+        for i, (name, size) in enumerate(SIZES.items()):
+            data = hashlib.sha256(name.encode()).digest() * (size // 32) + b"z" * (size % 32)
+            info = opened.put_blob(data)
+            splits = [train.id, valid.id] if i == 2 else [train.id]
+            item = opened.create_item(version.id, name=f"{name}-ü" if i == 1 else name, extension="jpg",
+                                      split_ids=splits, blob=info)
+            opened.annotate(item.id, train.id, label.id, coordinates="0.5 0.5 0.2 0.2")
+            items[name] = (item.id, info, data)
+    return root, ds.id, version.id, items
+
+
+def _path(root: Path, info: BlobRef) -> Path:
+    with Store.open(root) as opened:
+        return opened.blobs.files.path_for(info.sha256)
+
+
+def _export(store, sink, fmt: str = "yolo", **options):
+    root, ds_id, v_id, _ = store
+    return run_export(lambda: StoreSource(root), ds_id, v_id, sink, ExportOptions(format=fmt, **options))
+
+
+def _generic(store, fmt: str) -> bytes:
+    sink = WriteOnlySink()
+    _export(store, sink, fmt)
+    return sink.value()
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "folders"])
+@pytest.mark.parametrize("verify", [True, False])
+def test_file_sink_copy_is_byte_identical_to_the_generic_path(store, tmp_path: Path, fmt: str, verify: bool):
+    out = tmp_path / "a.zip"
+    sink = FileSink(out)
+    assert hasattr(sink, "copy_from")
+    _export(store, sink, fmt, verify=verify)
+    assert out.read_bytes() == _generic(store, fmt)
+    entries = check_archive(out)
+    for name, (_, _, data) in store[3].items():
+        assert data in entries.values(), name
+
+
+def test_stdout_pipe_copy_is_byte_identical(store, tmp_path: Path):
+    """A real process writing to a pipe: ``sendfile`` into it."""
+    root, ds_id, v_id, _ = store
+    code = (
+        "import sys; from engine.pipeline import ExportOptions, run_export; from engine.sinks import StdoutSink;"
+        "from engine.sources import StoreSource;"
+        f"run_export(lambda: StoreSource({str(root)!r}), {ds_id!r}, {v_id!r}, StdoutSink(), ExportOptions(format='yolo'))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == _generic(store, "yolo")
+
+
+def test_stdout_to_a_file_and_in_memory_are_byte_identical(store, tmp_path: Path):
+    out = tmp_path / "stdout.zip"
+    with open(out, "wb") as f:
+        _export(store, StdoutSink(f))
+    reference = _generic(store, "yolo")
+    assert out.read_bytes() == reference
+    import io
+
+    memory = io.BytesIO()
+    _export(store, StdoutSink(memory))
+    assert memory.getvalue() == reference
+
+
+def test_fifo_copy_is_byte_identical(store, tmp_path: Path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    _export(store, StreamSink(fifo))
+    reader.join(30)
+    assert received == [_generic(store, "yolo")]
+
+
+def test_rotted_blob_is_caught_by_default_naming_the_item_and_leaving_nothing(store, tmp_path: Path):
+    root, _, _, items = store
+    item_id, info, data = items["medium"]
+    path = _path(root, info)
+    path.chmod(0o644)
+    path.write_bytes(data[:500] + bytes([data[500] ^ 0x10]) + data[501:])  # same size, one bit off
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(MissingBlob, match=item_id):
+        _export(store, FileSink(out_dir / "a.zip"))
+    assert list(out_dir.iterdir()) == []
+
+
+def test_rotted_blob_under_no_verify_is_copied_and_readers_see_the_crc_mismatch(store, tmp_path: Path):
+    """What --no-verify gives up: the CRC in the archive is the recorded one, so a reader still catches the rot."""
+    root, _, _, items = store
+    _, info, data = items["medium"]
+    path = _path(root, info)
+    path.chmod(0o644)
+    rotted = data[:500] + bytes([data[500] ^ 0x10]) + data[501:]
+    path.write_bytes(rotted)
+    out = tmp_path / "a.zip"
+    _export(store, FileSink(out), verify=False)
+    with zipfile.ZipFile(out) as zf:
+        bad = zf.testzip()
+        assert bad is not None and bad.endswith(".jpg")
+        assert zf.getinfo(bad).CRC == zlib.crc32(data) != zlib.crc32(rotted)
+    assert subprocess.run(["unzip", "-tq", str(out)], capture_output=True).returncode != 0
+
+
+@pytest.mark.parametrize("verify", [True, False])
+@pytest.mark.parametrize("damage", ["truncated", "grown", "gone"])
+def test_resized_or_missing_blob_is_caught_even_without_verify(store, tmp_path: Path, verify: bool, damage: str):
+    root, _, _, items = store
+    item_id, info, data = items["big"]
+    path = _path(root, info)
+    path.chmod(0o644)
+    if damage == "gone":
+        path.unlink()
+    else:
+        path.write_bytes(data[:-1] if damage == "truncated" else data + b"!")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with pytest.raises(MissingBlob, match=item_id):
+        _export(store, FileSink(out_dir / "a.zip"), verify=verify)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_skip_missing_skips_a_rotted_blob(store, tmp_path: Path):
+    root, _, _, items = store
+    item_id, info, data = items["just-over"]
+    path = _path(root, info)
+    path.chmod(0o644)
+    path.write_bytes(bytes(len(data)))
+    out = tmp_path / "a.zip"
+    result = _export(store, FileSink(out), skip_missing=True)
+    assert result.skipped == [item_id]
+    assert data not in check_archive(out).values()
+
+
+@pytest.mark.parametrize("how", ["rewritten", "replaced", "removed"])
+def test_a_file_changed_after_its_check_is_refused_when_copied(tmp_path: Path, how: str):
+    data = os.urandom(200_000)
+    blob_path = tmp_path / "blob"
+    blob_path.write_bytes(data)
+
+    class Blob:
+        size, crc32, item_id = len(data), zlib.crc32(data), "item-7"
+
+        def file_region(self):
+            from formats.base import FileRegion
+
+            return FileRegion(str(blob_path), 0, len(data))
+
+        def chunks(self):
+            yield blob_path.read_bytes()
+
+    blob = Blob()
+    checked = _check_one(blob, blob.file_region(), verify=True)
+    assert isinstance(checked, CheckedFile)
+    if how == "rewritten":
+        os.utime(blob_path, ns=(1, 1))  # same bytes even: the identity changed, so it is not trusted
+    elif how == "replaced":
+        other = tmp_path / "other"
+        other.write_bytes(data)
+        os.replace(other, blob_path)
+    else:
+        blob_path.unlink()
+    sink_path = tmp_path / "out.bin"
+    with open(sink_path, "wb") as out:
+        with pytest.raises(ContentError, match="item-7.*changed on disk"):
+            copy_checked("a/b.jpg", checked, lambda fd, off, n: os.copy_file_range(fd, out.fileno(), n, off))
+
+
+def test_writer_without_a_copy_reads_a_checked_file_as_a_blob(tmp_path: Path):
+    """A sink that cannot copy (HTTP, S3) gets the same entry through chunks()."""
+    data = os.urandom(150_000)
+    blob_path = tmp_path / "blob"
+    blob_path.write_bytes(data)
+    from formats.base import FileRegion
+
+    class Blob:
+        size, crc32, item_id = len(data), zlib.crc32(data), "x"
+
+        def chunks(self):
+            yield data
+
+    checked = _check_one(Blob(), FileRegion(str(blob_path), 0, len(data)), verify=True)
+    plain: list[bytes] = []
+    writer = ZipWriter(plain.append)
+    writer.write("a.jpg", checked)
+    writer.close()
+    copied = tmp_path / "copied.zip"
+    with open(copied, "wb", buffering=0) as f:  # unbuffered: writes and kernel copies in order
+        writer = ZipWriter(f.write, copy=lambda fd, off, n: os.copy_file_range(fd, f.fileno(), n, off))
+        assert writer.copies_files
+        writer.write("a.jpg", checked)
+        writer.close()
+    assert copied.read_bytes() == b"".join(plain)
+    with zipfile.ZipFile(copied) as zf:
+        assert zf.read("a.jpg") == data
+
+
+def test_cli_no_verify_option(store, tmp_path: Path):
+    from cli_run import dsexport
+
+    root, ds_id, v_id, items = store
+    _, info, data = items["medium"]
+    path = _path(root, info)
+    path.chmod(0o644)
+    path.write_bytes(bytes(len(data)))
+    bad = tmp_path / "verified.zip"
+    refused = dsexport("export", ds_id, v_id, "-f", "yolo", "--store", str(root), "-o", str(bad))
+    assert refused.returncode != 0 and not bad.exists()
+    assert b"corrupt content" in refused.stderr and items["medium"][0].encode() in refused.stderr
+    trusted = tmp_path / "trusted.zip"
+    done = dsexport("export", ds_id, v_id, "-f", "yolo", "--store", str(root), "-o", str(trusted), "--no-verify")
+    assert done.returncode == 0, done.stderr.decode()
+    with zipfile.ZipFile(trusted) as zf:
+        assert zf.testzip() is not None
