@@ -28,7 +28,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench.contenders import PYTHON_CONTENDERS, command
+from bench.contenders import PYTHON_CONTENDERS, SHELL_CONTENDERS, command
 from bench.datasets import CACHE, FILE_BLOB_KINDS, Dataset, ensure, key
 from bench.http_contenders import HTTP_CONTENDERS, measure_http
 from bench.http_contenders import command as http_command
@@ -44,7 +44,7 @@ from bench.measure import (
 from bench.report import RESULTS, machine_facts, write_result
 from bench.scenarios import MODES, SCENARIOS, Point, Scenario
 
-CONTENDERS = [*PYTHON_CONTENDERS, "zip-cli", "cat", *HTTP_CONTENDERS]
+CONTENDERS = [*PYTHON_CONTENDERS, *SHELL_CONTENDERS, *HTTP_CONTENDERS]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -100,7 +100,9 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
     if "zip-cli" in contenders and shutil.which("zip") is None:
         skipped["zip-cli"] = "Info-ZIP zip is not on the PATH (apt-get install zip)"
     contenders = [c for c in contenders if c not in skipped]
-    tree = "zip-cli" in contenders or ("cat" in contenders and scenario.kind not in FILE_BLOB_KINDS)
+    tree = "zip-cli" in contenders or (
+        bool({"cat", "cat-file"} & set(contenders)) and scenario.kind not in FILE_BLOB_KINDS
+    )
     dataset = ensure(scenario.kind, point.params, tree=tree, cache=args.cache, log=log)
     floor = rss_floor()
     runs: dict[str, list[Run]] = {c: [] for c in contenders}

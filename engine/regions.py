@@ -13,8 +13,10 @@ threads while the writer copies earlier items:
 * every file is opened and its size compared with the record (a missing,
   truncated or grown file is caught, as ``--skip-missing`` expects);
 * with ``verify`` (the default) its CRC-32 is computed over an ``mmap`` of
-  the file and compared with the record (``zlib.crc32`` releases the GIL):
-  a blob that rotted on disk is caught before a byte of it is written;
+  the file and compared with the record: a blob that rotted on disk is
+  caught before a byte of it is written. zlib-ng's ``crc32`` (SIMD, ~10
+  GiB/s here, the GIL released) rather than the standard library's (~3):
+  it is the same function, and verifying then costs a fraction of the copy;
 * the file's identity (device, inode, size, modification time) is kept in
   the :class:`CheckedFile` that replaces the item's content, and the writer
   compares it again when it opens the file to copy it and after the copy,
@@ -28,12 +30,12 @@ from __future__ import annotations
 
 import mmap
 import os
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import anyio
 import anyio.to_thread
+from zlib_ng.zlib_ng import crc32
 
 from engine.errors import ContentError
 from formats.base import Blob, ExportItem, FileRegion
@@ -112,7 +114,7 @@ def _crc_of(fd: int, region: FileRegion) -> int:
         mapped.madvise(mmap.MADV_SEQUENTIAL)
         with memoryview(mapped) as view:
             with view[region.offset - start :] as part:
-                return zlib.crc32(part)
+                return crc32(part)
 
 
 def _check_group(items: list[ExportItem], verify: bool, missing: list[ExportItem]) -> None:
