@@ -42,6 +42,9 @@ from formats.base import Blob, ExportItem, FileRegion
 
 __all__ = ["CheckedFile", "check_files", "copy_checked", "file_region_of"]
 
+#: Files per worker-thread call at least (a call costs about as much as checking 20 warm files).
+_GROUP_MIN = 32
+
 #: The ``os.stat`` fields that say a file is still the one that was checked.
 _Identity = tuple[int, int, int, int]
 
@@ -128,7 +131,7 @@ def _check_group(items: list[ExportItem], verify: bool, missing: list[ExportItem
 
 
 async def check_files(items: list[ExportItem], window: int, *, verify: bool) -> list[ExportItem]:
-    """Check the file blobs of ``items`` (which all offer a file region), ``window`` groups at a time.
+    """Check the file blobs of ``items`` (which all offer a file region), in up to ``window`` threads.
 
     Each good one's content becomes a :class:`CheckedFile`; the others are
     returned (missing, resized or, with ``verify``, not matching their
@@ -137,7 +140,8 @@ async def check_files(items: list[ExportItem], window: int, *, verify: bool) -> 
     all or none of the items have been checked.
     """
     missing: list[ExportItem] = []
-    groups = [items[i::window] for i in range(min(window, len(items)))]
+    count = min(window, -(-len(items) // _GROUP_MIN))
+    groups = [items[i::count] for i in range(count)]
     async with anyio.create_task_group() as tg:
         for group in groups:
             tg.start_soon(anyio.to_thread.run_sync, _check_group, group, verify, missing)

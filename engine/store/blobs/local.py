@@ -41,7 +41,9 @@ class BlobFile:
     ``engine/regions.py`` when the kernel copies the file.
     """
 
-    path: Path
+    #: The file; :meth:`LocalBlobs.open` gives a string: an export opens one
+    #: per item, and joining a ``Path`` costs more than the open.
+    path: str | os.PathLike[str]
     size: int
     crc32: int | None
     sha256: str
@@ -64,7 +66,7 @@ class BlobFile:
 
     def file_region(self) -> FileRegion:
         """The whole file: a blob file holds exactly the blob's bytes."""
-        return FileRegion(str(self.path), 0, self.size)
+        return FileRegion(os.fspath(self.path), 0, self.size)
 
     def read(self) -> bytes:
         """The whole content at once (for callers that know it is small enough)."""
@@ -81,6 +83,7 @@ class LocalBlobs:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._root = os.fspath(self.root)
 
     def path_for(self, sha256: str) -> Path:
         """Where the file of a blob lives."""
@@ -96,7 +99,8 @@ class LocalBlobs:
         return ref
 
     def open(self, ref: BlobRef, item_id: str) -> BlobFile:
-        return BlobFile(self.path_for(ref.sha256), ref.size, ref.crc32, ref.sha256, item_id)
+        sha = ref.sha256
+        return BlobFile(f"{self._root}/{sha[:2]}/{sha[2:4]}/{sha}", ref.size, ref.crc32, sha, item_id)
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
