@@ -29,7 +29,7 @@ import msgspec
 from anyio.abc import ObjectSendStream
 
 from engine.errors import InvalidInput, MissingBlob, choices_hint
-from engine.regions import check_files, file_region_of
+from engine.regions import READ_IN_MAX, check_files, file_region_of
 from engine.sinks import Sink
 from engine.sources import ExportPlan, Source
 from engine.spool import FileSpool, SpillingClaims
@@ -338,14 +338,12 @@ async def _run(source: Source, job: ExportJob, cpu: CpuTurns | None) -> int:
 async def _fetch(source: Source, job: ExportJob, batch: list[ExportItem]) -> list[ExportItem]:
     """Make a batch's content ready; the items whose content is missing.
 
-    When the writer has the kernel copy blob files, those are only checked
-    here (``engine/regions.py``), not read into memory; the source fetches
-    the rest.
+    Blob files the writer takes from their record (:func:`_checked_here`)
+    are only checked here (``engine/regions.py``), not read into memory;
+    the source fetches the rest.
     """
     window = job.options.concurrency
-    if not getattr(job.writer, "copies_files", False):
-        return await source.fetch(batch, window)
-    in_files = [item for item in batch if file_region_of(item.content) is not None]
+    in_files = [item for item in batch if _checked_here(job, item.content)]
     if not in_files:
         return await source.fetch(batch, window)
     missing = await check_files(in_files, window, verify=job.options.verify)
@@ -355,13 +353,21 @@ async def _fetch(source: Source, job: ExportJob, batch: list[ExportItem]) -> lis
     return missing
 
 
+def _checked_here(job: ExportJob, content: object) -> bool:
+    """Whether ``content`` is a blob file the writer takes from its record: copied by the kernel, or read in."""
+    writer = job.writer
+    if not getattr(writer, "takes_checked_files", False) or file_region_of(content) is None:
+        return False
+    return writer.copies_files or content.size <= READ_IN_MAX  # type: ignore[attr-defined,union-attr]
+
+
 async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[ExportItem]]) -> None:
     """Pages -> byte-bounded batches -> fetched -> channel."""
     with_content = job.format_cls.needs_content(job.plan.dataset)
     pages = source.pages(job.plan, with_content=with_content, start=job.start, stop=job.stop)
     async with send, aclosing(pages):
         async for page in pages:
-            for batch in _batches(page, files_held=not getattr(job.writer, "copies_files", False)):
+            for batch in _batches(page, job):
                 if with_content:
                     missing = await _fetch(source, job, batch)
                     if missing:
@@ -374,18 +380,18 @@ async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[E
                     return  # the writer has stopped; its own exception says why
 
 
-def _batches(page: list[ExportItem], *, files_held: bool = True) -> list[list[ExportItem]]:
+def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[ExportItem]]:
     """Cut a page so no batch holds more than BATCH_BYTES of content.
 
-    ``files_held=False``: blob files are copied by the kernel, never held,
-    so they do not count (fewer, larger batches: fewer thread hand-offs).
+    Blob files the writer takes from their record are never held in a
+    batch, so they do not count (fewer, larger batches: fewer hand-offs).
     """
     batches: list[list[ExportItem]] = []
     current: list[ExportItem] = []
     held = 0
     for item in page:
         content = item.content
-        if content is None or (not files_held and file_region_of(content) is not None):
+        if content is None or (job is not None and _checked_here(job, content)):
             size = 0
         else:
             size = len(content) if isinstance(content, bytes) else content.size

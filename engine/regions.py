@@ -5,7 +5,10 @@ CRC-32, and the store recorded size and CRC-32 at ingest. So when a blob's
 bytes lie in a local file (its ``file_region()``, see ``formats.base``) and
 the sink can take a kernel copy (``copy_from``, see ``engine.sinks``), the
 zip writer writes the header from the record and has the kernel copy the
-bytes (``copy_file_range``, ``sendfile``): Python never touches them.
+bytes (``copy_file_range``, ``sendfile``): Python never touches them. A
+sink that cannot (an HTTP response) gets files of up to
+:data:`READ_IN_MAX` read straight into the writer's buffer, once, with no
+second CRC pass.
 
 What keeps that trustworthy is done here, in the fetch window's worker
 threads while the writer copies earlier items:
@@ -40,7 +43,11 @@ from zlib_ng.zlib_ng import crc32
 from engine.errors import ContentError
 from formats.base import Blob, ExportItem, FileRegion
 
-__all__ = ["CheckedFile", "check_files", "copy_checked", "file_region_of"]
+__all__ = ["CheckedFile", "READ_IN_MAX", "check_files", "copy_checked", "file_region_of", "read_checked"]
+
+#: Checked files up to this size are read straight into the writer's buffer when the
+#: sink cannot take a kernel copy (an HTTP response); larger ones stream in chunks.
+READ_IN_MAX = 1 << 20
 
 #: Files per worker-thread call at least (a call costs about as much as checking 20 warm files).
 _GROUP_MIN = 32
@@ -154,6 +161,31 @@ def copy_checked(path: str, checked: CheckedFile, copy: Callable[[int, int, int]
     ContentError (naming the item) if the file is no longer the one checked,
     or yields fewer bytes than recorded: the entry would be corrupt.
     """
+    _with_checked_file(path, checked, lambda fd, region: copy(fd, region.offset, region.length))
+
+
+def read_checked(path: str, checked: CheckedFile, into: bytearray) -> None:
+    """Append the checked file's bytes to ``into``, read straight into it (no bytes object per read).
+
+    ContentError as :func:`copy_checked`; ``into`` is then left longer, with
+    the tail undefined (the export fails anyway).
+    """
+    start = len(into)
+    into += memoryview(_ZEROS)[: checked.size] if checked.size <= len(_ZEROS) else bytes(checked.size)
+
+    def read(fd: int, region: FileRegion) -> int:
+        with memoryview(into) as whole, whole[start:] as tail:
+            return os.preadv(fd, [tail], region.offset)
+
+    _with_checked_file(path, checked, read)
+
+
+#: Zeros to grow an output buffer by before a file is read into it.
+_ZEROS = bytes(READ_IN_MAX)
+
+
+def _with_checked_file(path: str, checked: CheckedFile, move: Callable[[int, FileRegion], int]) -> None:
+    """Open the checked file, check it is the same one, ``move`` its region's bytes, check again."""
     region = checked.region
     try:
         fd = os.open(region.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -162,9 +194,9 @@ def copy_checked(path: str, checked: CheckedFile, copy: Callable[[int, int, int]
     try:
         if _identity(os.fstat(fd)) != checked.identity:
             raise _changed(path, checked, "the file was replaced or modified after it was checked")
-        copied = copy(fd, region.offset, region.length)
-        if copied != region.length:
-            raise _changed(path, checked, f"only {copied:,} of its {region.length:,} bytes could be read")
+        moved = move(fd, region)
+        if moved != region.length:
+            raise _changed(path, checked, f"only {moved:,} of its {region.length:,} bytes could be read")
         if _identity(os.fstat(fd)) != checked.identity:
             raise _changed(path, checked, "the file was modified while it was being copied")
     finally:

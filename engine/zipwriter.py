@@ -28,6 +28,8 @@ it does not offer:
    (size and CRC-32 known, the file's identity kept) is written as the same
    header from the record, then ``copy(fd, offset, length)`` (the sink's
    ``copy_from``) has the kernel copy the data: Python never touches it.
+   Without ``copy`` (an HTTP response), a small one is read straight into
+   the output buffer.
 
 Timestamps are fixed (:data:`FIXED_DATE_TIME`) so the same export is
 byte-identical on every run. Exactly one thread may drive a writer.
@@ -59,7 +61,7 @@ from zipstream.ng import ZIP64_ESTIMATE_FACTOR, ZipStreamInfo
 from zlib_ng.zlib_ng import crc32  # zlib's crc32, 3x faster here (SIMD), even on 1 KiB items
 
 from engine.errors import ContentError, InvalidInput
-from engine.regions import CheckedFile, copy_checked
+from engine.regions import READ_IN_MAX, CheckedFile, copy_checked, read_checked
 from engine.spool import close_quietly, spool_error
 
 if TYPE_CHECKING:
@@ -209,8 +211,10 @@ class ZipWriter(zipstream.ZipStream):
             self._write_stored_bytes(path, data)
         elif isinstance(data, bytes):
             self._write_with_zipstream(path, iter((data,)), len(data), None)
-        elif self._copy is not None and type(data) is CheckedFile:
-            self._write_copied_file(path, data)
+        elif type(data) is CheckedFile and self.takes_checked_files and (
+            self._copy is not None or data.size <= READ_IN_MAX
+        ):
+            self._write_checked_file(path, data)
         else:
             self._write_with_zipstream(path, data.chunks(), data.size, data)
         self.entries_written += 1
@@ -234,8 +238,8 @@ class ZipWriter(zipstream.ZipStream):
         self._pos = offset + _local_header.size + len(name) + size + _descriptor.size
         self._record_stored(path, name, flags, crc, size, offset)
 
-    def _write_copied_file(self, path: str, data: CheckedFile) -> None:
-        """A checked blob file: the header from its record, the bytes copied by the kernel.
+    def _write_checked_file(self, path: str, data: CheckedFile) -> None:
+        """A checked blob file: the header from its record, the bytes copied by the kernel or read in.
 
         The same bytes as :meth:`_write_with_zipstream` gives the blob (and
         :meth:`_write_stored_bytes` the same content in hand): a test asserts it.
@@ -252,8 +256,11 @@ class ZipWriter(zipstream.ZipStream):
             0, 0, 0, len(name), 0,
         )
         self._buffer += name
-        self.flush()
-        copy_checked(path, data, self._copy)  # type: ignore[arg-type]
+        if self._copy is not None:
+            self.flush()
+            copy_checked(path, data, self._copy)
+        else:
+            read_checked(path, data, self._buffer)
         self._buffer += _descriptor.pack(b"PK\x07\x08", crc, size, size)
         self._pos = offset + _local_header.size + len(name) + size + _descriptor.size
         self._record_stored(path, name, flags, crc, size, offset)
@@ -394,6 +401,11 @@ class ZipWriter(zipstream.ZipStream):
     def copies_files(self) -> bool:
         """Whether checked blob files are copied by the kernel (a stored archive into a :class:`CopySink`)."""
         return self._copy is not None
+
+    @property
+    def takes_checked_files(self) -> bool:
+        """Whether checked blob files are written from their record (stored entries): copied, or read in."""
+        return self._compress_type == ZIP_STORED
 
 
 def _name_and_flags(path: str) -> tuple[bytes, int]:

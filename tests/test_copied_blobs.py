@@ -1,9 +1,11 @@
 """Blob files copied into the archive by the kernel: the same bytes as the generic path, and checked.
 
-The generic path (a sink without ``copy_from``: every byte through
-:meth:`Sink.write`, as today's HTTP response) is the reference: the file
-sink (``copy_file_range``), standard output as a pipe (``sendfile``) and a
-FIFO must give byte-identical archives.
+The generic path (blob files read into memory by the fetch window, or
+streamed in chunks when large, every byte through :meth:`Sink.write`) is
+the reference: the file sink (``copy_file_range``), standard output as a
+pipe (``sendfile``), a FIFO, and a sink without ``copy_from`` (files read
+straight into the writer's buffer, as for an HTTP response) must give
+byte-identical archives.
 """
 
 from __future__ import annotations
@@ -88,10 +90,32 @@ def _export(store, sink, fmt: str = "yolo", **options):
     return run_export(lambda: StoreSource(root), ds_id, v_id, sink, ExportOptions(format=fmt, **options))
 
 
+_REFERENCE: dict[tuple[str, str], bytes] = {}
+
+
 def _generic(store, fmt: str) -> bytes:
+    """The archive as the generic path writes it: no blob file is taken from its record."""
+    import engine.pipeline
+
+    key = (str(store[0]), fmt)
+    if key not in _REFERENCE:
+        sink = WriteOnlySink()
+        mp = pytest.MonkeyPatch()
+        mp.setattr(engine.pipeline, "_checked_here", lambda job, content: False)
+        try:
+            _export(store, sink, fmt)
+        finally:
+            mp.undo()
+        _REFERENCE[key] = sink.value()
+    return _REFERENCE[key]
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "folders"])
+def test_files_read_into_a_sink_without_copy_are_byte_identical(store, fmt: str):
+    """As for an HTTP response: small blob files read straight into the writer's buffer."""
     sink = WriteOnlySink()
     _export(store, sink, fmt)
-    return sink.value()
+    assert sink.value() == _generic(store, fmt)
 
 
 @pytest.mark.parametrize("fmt", ["yolo", "folders"])
