@@ -308,3 +308,24 @@ def test_cli_no_verify_option(store, tmp_path: Path):
     assert done.returncode == 0, done.stderr.decode()
     with zipfile.ZipFile(trusted) as zf:
         assert zf.testzip() is not None
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_http_download_of_blob_files_is_byte_identical(store, tmp_path: Path):
+    """The export endpoint (a sink without copy_from) gives the generic path's bytes, with its exact length."""
+    import requests
+    from servers import Server
+
+    root, ds_id, v_id, _ = store
+    with Store.open(root) as opened:
+        key = opened.create_user("alice", "pw")[1]
+        opened.give_datasets("alice")
+    srv = Server(root, "uvloop", workdir=tmp_path)
+    try:
+        r = requests.get(f"{srv.base}datasets/{ds_id}/versions/{v_id}/download?format=yolo",
+                         headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    finally:
+        srv.stop()
+    assert r.status_code == 200, r.text
+    assert int(r.headers["content-length"]) == len(r.content)
+    assert r.content == _generic(store, "yolo")
