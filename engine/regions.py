@@ -7,8 +7,8 @@ the sink can take a kernel copy (``copy_from``, see ``engine.sinks``), the
 zip writer writes the header from the record and has the kernel copy the
 bytes (``copy_file_range``, ``sendfile``): Python never touches them. A
 sink that cannot (an HTTP response) gets files of up to
-:data:`READ_IN_MAX` read straight into the writer's buffer, once, with no
-second CRC pass.
+:data:`READ_IN_MAX` read into the writer's output in one read each, with
+no second CRC pass.
 
 What keeps that trustworthy is done here, in the fetch window's worker
 threads while the writer copies earlier items:
@@ -45,7 +45,7 @@ from formats.base import Blob, ExportItem, FileRegion
 
 __all__ = ["CheckedFile", "READ_IN_MAX", "check_files", "copy_checked", "file_region_of", "read_checked"]
 
-#: Checked files up to this size are read straight into the writer's buffer when the
+#: Checked files up to this size are read whole into the writer's output when the
 #: sink cannot take a kernel copy (an HTTP response); larger ones stream in chunks.
 READ_IN_MAX = 1 << 20
 
@@ -164,24 +164,17 @@ def copy_checked(path: str, checked: CheckedFile, copy: Callable[[int, int, int]
     _with_checked_file(path, checked, lambda fd, region: copy(fd, region.offset, region.length))
 
 
-def read_checked(path: str, checked: CheckedFile, into: bytearray) -> None:
-    """Append the checked file's bytes to ``into``, read straight into it (no bytes object per read).
-
-    ContentError as :func:`copy_checked`; ``into`` is then left longer, with
-    the tail undefined (the export fails anyway).
-    """
-    start = len(into)
-    into += memoryview(_ZEROS)[: checked.size] if checked.size <= len(_ZEROS) else bytes(checked.size)
+def read_checked(path: str, checked: CheckedFile) -> bytes:
+    """The checked file's bytes, in one read (ContentError as :func:`copy_checked`)."""
+    data = b""
 
     def read(fd: int, region: FileRegion) -> int:
-        with memoryview(into) as whole, whole[start:] as tail:
-            return os.preadv(fd, [tail], region.offset)
+        nonlocal data
+        data = os.pread(fd, region.length, region.offset)
+        return len(data)
 
     _with_checked_file(path, checked, read)
-
-
-#: Zeros to grow an output buffer by before a file is read into it.
-_ZEROS = bytes(READ_IN_MAX)
+    return data
 
 
 def _with_checked_file(path: str, checked: CheckedFile, move: Callable[[int, FileRegion], int]) -> None:
