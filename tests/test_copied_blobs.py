@@ -329,3 +329,20 @@ def test_http_download_of_blob_files_is_byte_identical(store, tmp_path: Path):
     assert r.status_code == 200, r.text
     assert int(r.headers["content-length"]) == len(r.content)
     assert r.content == _generic(store, "yolo")
+
+
+@pytest.mark.parametrize("offset,length", [(0, 40 << 20), (5000, (40 << 20) - 5000), (17 << 20, 1000), (0, 0),
+                                           (3 * 4096 + 7, (16 << 20) + 1)])
+def test_crc_of_a_region_in_windows(tmp_path: Path, offset: int, length: int):
+    """Regions at any offset (a pack file's), mapped in windows: the CRC-32 of exactly those bytes."""
+    from engine.regions import _crc_of
+    from formats.base import FileRegion
+
+    data = os.urandom((40 << 20) + 12_345)
+    path = tmp_path / "pack"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _crc_of(fd, FileRegion(str(path), offset, length)) == zlib.crc32(data[offset : offset + length])
+    finally:
+        os.close(fd)
