@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 BATCH_BYTES = 8 << 20
+#: Bytes of blob files checked per batch (not held: the writer copies or reads them itself).
+CHECKED_BATCH_BYTES = 64 << 20
 BATCH_ITEMS = 2048
 
 #: ``--backend`` values and how anyio runs them.
@@ -384,22 +386,28 @@ def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[
     """Cut a page so no batch holds more than BATCH_BYTES of content.
 
     Blob files the writer takes from their record are never held in a
-    batch, so they do not count (fewer, larger batches: fewer hand-offs).
+    batch; they count against CHECKED_BATCH_BYTES instead, so that checking
+    the next batch's files overlaps with copying this one's (big blobs) while
+    a page of images is still one batch (fewer hand-offs).
     """
     batches: list[list[ExportItem]] = []
     current: list[ExportItem] = []
-    held = 0
+    held = checked = 0
     for item in page:
         content = item.content
-        if content is None or (job is not None and _checked_here(job, content)):
-            size = 0
-        else:
-            size = len(content) if isinstance(content, bytes) else content.size
-        if current and (held + size > BATCH_BYTES or len(current) >= BATCH_ITEMS):
+        size = 0 if content is None else len(content) if isinstance(content, bytes) else content.size
+        in_file = job is not None and content is not None and _checked_here(job, content)
+        if current and (
+            (held + size > BATCH_BYTES if not in_file else checked + size > CHECKED_BATCH_BYTES)
+            or len(current) >= BATCH_ITEMS
+        ):
             batches.append(current)
-            current, held = [], 0
+            current, held, checked = [], 0, 0
         current.append(item)
-        held += size
+        if in_file:
+            checked += size
+        else:
+            held += size
     if current:
         batches.append(current)
     return batches
