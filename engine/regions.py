@@ -15,11 +15,12 @@ threads while the writer copies earlier items:
 
 * every file is opened and its size compared with the record (a missing,
   truncated or grown file is caught, as ``--skip-missing`` expects);
-* with ``verify`` (the default) its CRC-32 is computed over an ``mmap`` of
-  the file and compared with the record: a blob that rotted on disk is
-  caught before a byte of it is written. zlib-ng's ``crc32`` (SIMD, ~10
-  GiB/s here, the GIL released) rather than the standard library's (~3):
-  it is the same function, and verifying then costs a fraction of the copy;
+* with ``verify`` (the default) its CRC-32 is computed (one read of a
+  small file, an ``mmap`` of a big one) and compared with the record: a
+  blob that rotted on disk is caught before a byte of it is written.
+  zlib-ng's ``crc32`` (SIMD, ~10 GiB/s here, the GIL released) rather than
+  the standard library's (~3): it is the same function, and verifying then
+  costs a fraction of the copy;
 * the file's identity (device, inode, size, modification time) is kept in
   the :class:`CheckedFile` that replaces the item's content, and the writer
   compares it again when it opens the file to copy it and after the copy,
@@ -117,13 +118,20 @@ def _check_one(blob: Blob, region: FileRegion, verify: bool) -> CheckedFile | No
 
 
 def _crc_of(fd: int, region: FileRegion) -> int:
-    """CRC-32 of the region, over read-only mappings of at most :data:`_WINDOW` bytes.
+    """CRC-32 of the region: read whole if small, else over read-only mappings of :data:`_WINDOW` bytes.
 
-    Mapped, not read: no copy into Python objects. In windows, so a big blob
-    is never mapped whole (mapped pages count in the process's RSS). No
-    ``MADV_SEQUENTIAL``: it lets the kernel drop the pages just read, which
-    the copy right after needs.
+    Up to :data:`READ_IN_MAX`, one ``pread`` costs less than setting up and
+    tearing down a mapping (measured: 40 % less CPU for 100 KiB images).
+    Bigger regions are mapped, not read (no copy into Python objects), in
+    windows, so a big blob is never mapped whole (mapped pages count in the
+    process's RSS). No ``MADV_SEQUENTIAL``: it lets the kernel drop the
+    pages just read, which the copy right after needs.
     """
+    if region.length <= READ_IN_MAX:
+        data = os.pread(fd, region.length, region.offset)
+        if len(data) != region.length:
+            raise ValueError("the file ended before the region")  # refused like a resized file
+        return crc32(data)
     crc = 0
     position, end = region.offset, region.offset + region.length
     while position < end:
