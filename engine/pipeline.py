@@ -357,6 +357,8 @@ async def _fetch(source: Source, job: ExportJob, batch: list[ExportItem]) -> lis
 
 def _checked_here(job: ExportJob, content: object) -> bool:
     """Whether ``content`` is a blob file the writer takes from its record: copied by the kernel, or read in."""
+    if content is None or type(content) is bytes:  # first: small items pass here by the million
+        return False
     writer = job.writer
     if not getattr(writer, "takes_checked_files", False) or file_region_of(content) is None:
         return False
@@ -396,7 +398,7 @@ def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[
     for item in page:
         content = item.content
         size = 0 if content is None else len(content) if isinstance(content, bytes) else content.size
-        in_file = job is not None and content is not None and _checked_here(job, content)
+        in_file = job is not None and _checked_here(job, content)
         if current and (
             (held + size > BATCH_BYTES if not in_file else checked + size > CHECKED_BATCH_BYTES)
             or len(current) >= BATCH_ITEMS

@@ -28,8 +28,8 @@ it does not offer:
    (size and CRC-32 known, the file's identity kept) is written as the same
    header from the record, then ``copy(fd, offset, length)`` (the sink's
    ``copy_from``) has the kernel copy the data: Python never touches it.
-   Without ``copy`` (an HTTP response), a small one is read straight into
-   the output buffer.
+   Without ``copy`` (an HTTP response), a small one is read into the
+   output with one ``pread``.
 
 Timestamps are fixed (:data:`FIXED_DATE_TIME`) so the same export is
 byte-identical on every run. Exactly one thread may drive a writer.
@@ -315,7 +315,8 @@ class ZipWriter(zipstream.ZipStream):
                 self.flush()  # keep the order, then hand the big piece on uncopied
                 self._output(piece)
                 continue
-            self._pieces.append(piece)
+            # Kept until the flush: copy what may change meanwhile (a chunk read into a reused buffer).
+            self._pieces.append(piece if type(piece) is bytes else bytes(piece))
             self._held += len(piece)
             if self._held >= self._buffer_size:
                 self.flush()

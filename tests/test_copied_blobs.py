@@ -346,3 +346,27 @@ def test_crc_of_a_region_in_windows(tmp_path: Path, offset: int, length: int):
         assert _crc_of(fd, FileRegion(str(path), offset, length)) == zlib.crc32(data[offset : offset + length])
     finally:
         os.close(fd)
+
+
+def test_a_blob_read_into_a_reused_buffer_is_written_as_read(tmp_path: Path):
+    """The writer keeps output pieces until it flushes: a chunk it was lent must be copied, not kept."""
+    parts = [os.urandom(10_000) for _ in range(5)]
+
+    class ReusingBlob:
+        size, crc32, item_id = 50_000, zlib.crc32(b"".join(parts)), "x"
+
+        def chunks(self):
+            buffer = bytearray(10_000)
+            for part in parts:
+                buffer[:] = part
+                yield buffer
+
+    out = tmp_path / "a.zip"
+    with open(out, "wb") as f:
+        writer = ZipWriter(f.write)
+        writer.write("a.bin", ReusingBlob())
+        writer.write("b.bin", b"after")
+        writer.close()
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None
+        assert zf.read("a.bin") == b"".join(parts)
