@@ -113,10 +113,10 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
     out_root, trash = args.cache / "_out", args.cache / "_trash"
     log(f"  {scenario.name} n={point.n:,}: {', '.join(f'{c} x{plan[c]}' for c in contenders)}"
         + (f"; warm-up: {', '.join(warm)}" if warm else "; no warm-up"))
-    cached = [*Path(dataset.store).glob("store.sqlite3*"), *(Path(dataset.root) / f for f in dataset.blob_files)]
+    prewarm([*Path(dataset.store).glob("store.sqlite3*"), *(Path(dataset.root) / f for f in dataset.blob_files)])
     if tree and scenario.kind in FILE_BLOB_KINDS:  # zip -r reads a copy of the blob files: warm it alike
-        cached += [path for path in dataset.tree.rglob("*") if path.is_file()]
-    prewarm(cached)
+        # in a child: listing 20 k files here would raise the RSS every forked contender starts from
+        subprocess.run(["sh", "-c", "find . -type f -print0 | xargs -0 cat > /dev/null"], cwd=dataset.tree, check=True)
     for label, is_warmup in rounds:
         for name in contenders:
             done = [x for x in runs[name] if not x.warmup]
