@@ -102,7 +102,7 @@ def _check_one(blob: Blob, region: FileRegion, verify: bool) -> CheckedFile | No
         st = os.fstat(fd)
         if region.length != blob.size or st.st_size < region.offset + region.length:
             return None
-        if region.offset == 0 and st.st_size != region.length:  # a whole-file blob that grew
+        if region.whole_file and st.st_size != region.offset + region.length:  # a blob file that grew
             return None
         crc = blob.crc32
         if verify or crc is None:

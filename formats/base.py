@@ -59,11 +59,16 @@ class Blob(Protocol):
 
 
 class FileRegion(NamedTuple):
-    """Where a blob's bytes lie in a local file: ``length`` bytes from ``offset`` of ``path``."""
+    """Where a blob's bytes lie in a local file: ``length`` bytes from ``offset`` of ``path``.
+
+    ``whole_file``: the file holds these bytes and nothing else (a blob
+    file, not a pack of many), so a file of any other size has changed.
+    """
 
     path: str
     offset: int
     length: int
+    whole_file: bool = False
 
 
 @runtime_checkable

@@ -370,3 +370,31 @@ def test_a_blob_read_into_a_reused_buffer_is_written_as_read(tmp_path: Path):
     with zipfile.ZipFile(out) as zf:
         assert zf.testzip() is None
         assert zf.read("a.bin") == b"".join(parts)
+
+
+@pytest.mark.parametrize("offset", [0, 70_000])
+def test_a_region_of_a_pack_file_is_copied_exactly(tmp_path: Path, offset: int):
+    """A blob that is part of a bigger file (a pack): only its region is checked and copied."""
+    from formats.base import FileRegion
+
+    pack = os.urandom(300_000)
+    data = pack[offset : offset + 100_000]
+    path = tmp_path / "pack"
+    path.write_bytes(pack)
+
+    class Packed:
+        size, crc32, item_id = len(data), zlib.crc32(data), "p"
+
+        def chunks(self):
+            yield data
+
+    checked = _check_one(Packed(), FileRegion(str(path), offset, len(data)), verify=True)
+    assert isinstance(checked, CheckedFile)
+    assert _check_one(Packed(), FileRegion(str(path), offset, len(data), whole_file=True), verify=True) is None
+    out = tmp_path / "a.zip"
+    with open(out, "wb", buffering=0) as f:
+        writer = ZipWriter(f.write, copy=lambda fd, off, n: os.copy_file_range(fd, f.fileno(), n, off))
+        writer.write("a.bin", checked)
+        writer.close()
+    with zipfile.ZipFile(out) as zf:
+        assert zf.testzip() is None and zf.read("a.bin") == data

@@ -66,7 +66,7 @@ class BlobFile:
 
     def file_region(self) -> FileRegion:
         """The whole file: a blob file holds exactly the blob's bytes."""
-        return FileRegion(os.fspath(self.path), 0, self.size)
+        return FileRegion(os.fspath(self.path), 0, self.size, whole_file=True)
 
     def read(self) -> bytes:
         """The whole content at once (for callers that know it is small enough)."""
