@@ -263,8 +263,8 @@ def test_a_file_changed_after_its_check_is_refused_when_copied(tmp_path: Path, h
 
 
 def test_writer_without_a_copy_reads_a_checked_file_as_a_blob(tmp_path: Path):
-    """A sink that cannot copy (HTTP, S3) gets the same entry through chunks()."""
-    data = os.urandom(150_000)
+    """A sink that cannot copy (HTTP, S3) gets the same entry through chunks() (above 1 MiB) as a kernel copy."""
+    data = os.urandom(2_000_000)
     blob_path = tmp_path / "blob"
     blob_path.write_bytes(data)
     from formats.base import FileRegion
@@ -373,12 +373,13 @@ def test_a_blob_read_into_a_reused_buffer_is_written_as_read(tmp_path: Path):
 
 
 @pytest.mark.parametrize("offset", [0, 70_000])
-def test_a_region_of_a_pack_file_is_copied_exactly(tmp_path: Path, offset: int):
+@pytest.mark.parametrize("length", [100_000, 1_500_000])  # read in, and copied by the kernel
+def test_a_region_of_a_pack_file_is_copied_exactly(tmp_path: Path, offset: int, length: int):
     """A blob that is part of a bigger file (a pack): only its region is checked and copied."""
     from formats.base import FileRegion
 
-    pack = os.urandom(300_000)
-    data = pack[offset : offset + 100_000]
+    pack = os.urandom(2_000_000)
+    data = pack[offset : offset + length]
     path = tmp_path / "pack"
     path.write_bytes(pack)
 
