@@ -28,7 +28,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bench.contenders import PYTHON_CONTENDERS, command
+from bench.contenders import PYTHON_CONTENDERS, SHELL_CONTENDERS, command
 from bench.datasets import CACHE, FILE_BLOB_KINDS, Dataset, ensure, key
 from bench.http_contenders import HTTP_CONTENDERS, measure_http
 from bench.http_contenders import command as http_command
@@ -46,7 +46,7 @@ from bench.s3 import S3_CONTENDERS, seaweed_for
 from bench.s3 import setup as s3_setup
 from bench.scenarios import MODES, SCENARIOS, Point, Scenario
 
-CONTENDERS = [*PYTHON_CONTENDERS, "datumaro-coco", "zip-cli", "cat", *HTTP_CONTENDERS]
+CONTENDERS = [*PYTHON_CONTENDERS, "datumaro-coco", *SHELL_CONTENDERS, *HTTP_CONTENDERS]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -103,7 +103,7 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
         skipped["zip-cli"] = "Info-ZIP zip is not on the PATH (apt-get install zip)"
     contenders = [c for c in contenders if c not in skipped]
     tree = "zip-cli" in contenders or "datumaro-coco" in contenders or (
-        "cat" in contenders and scenario.kind not in FILE_BLOB_KINDS
+        bool({"cat", "cat-file"} & set(contenders)) and scenario.kind not in FILE_BLOB_KINDS
     )
     dataset = ensure(scenario.kind, point.params, tree=tree, cache=args.cache, log=log)
     if {"dsexport-s3", "s3-get"}.intersection(contenders):
@@ -118,6 +118,9 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
     log(f"  {scenario.name} n={point.n:,}: {', '.join(f'{c} x{plan[c]}' for c in contenders)}"
         + (f"; warm-up: {', '.join(warm)}" if warm else "; no warm-up"))
     prewarm([*Path(dataset.store).glob("store.sqlite3*"), *(Path(dataset.root) / f for f in dataset.blob_files)])
+    if tree and scenario.kind in FILE_BLOB_KINDS:  # zip -r reads a copy of the blob files: warm it alike
+        # in a child: listing 20 k files here would raise the RSS every forked contender starts from
+        subprocess.run(["sh", "-c", "find . -type f -print0 | xargs -0 cat > /dev/null"], cwd=dataset.tree, check=True)
     for label, is_warmup in rounds:
         for name in contenders:
             done = [x for x in runs[name] if not x.warmup]

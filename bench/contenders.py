@@ -11,8 +11,10 @@ Contenders:
 
 * ``dsexport``: ours, ``run_export`` with ``StoreSource`` into a
   ``FileSink`` in ``OUT_DIR`` (same disk), default options (trio);
-  ``dsexport-asyncio`` the same on asyncio + uvloop; ``dsexport-devnull``
-  the same into a sink that discards bytes (the engine without the disk).
+  ``dsexport-asyncio`` the same on asyncio + uvloop; ``dsexport-stdout``
+  the same into a ``StdoutSink`` on a pipe that ``cat > /dev/null`` drains
+  (what ``-o - | ...`` does); ``dsexport-devnull`` the same into a sink
+  that discards bytes (the engine without the disk).
 * ``dsexport-ultralytics``: ours in the Ultralytics format (the ``boxes``
   dataset's own format is COCO).
 * ``datumaro-coco``: Datumaro's COCO exporter over the same images and
@@ -26,10 +28,14 @@ Contenders:
   with one body.
 * ``materialise``: the export's folder tree written as files (the first step
   of doing it by hand); ``zip-cli`` is the second: ``zip -0 -r -q`` of the
-  cached tree.
+  cached tree, then ``sync`` of the archive.
 * ``cat``: the floor of reading the files: ``find | xargs cat > /dev/null``
   over the cached tree, or ``xargs cat`` over the store's blob files when
-  the content already lives in files (yolo, blobs).
+  the content already lives in files (yolo, blobs). No ZIP writer can meet
+  it (it writes nothing): it is shown, never a target.
+* ``cat-file``: the floor of writing: the same ``cat`` into one file in
+  ``OUT_DIR``, then ``sync`` of that file: the bytes read, written and on
+  the disk, as every archive writer's are.
 * ``crc32``: the floor of reading the store: pages from ``iter_pages`` and
   ``zlib.crc32`` over every item's bytes (or row/document text).
 
@@ -54,9 +60,11 @@ from bench.datasets import Dataset
 from bench.s3 import CONTENDERS as S3_CONTENDERS
 from bench.scaleout import CONTENDERS as SCALEOUT_CONTENDERS
 
-__all__ = ["PYTHON_CONTENDERS", "command"]
+__all__ = ["PYTHON_CONTENDERS", "SHELL_CONTENDERS", "command"]
 
 ARCHIVE = "archive.zip"
+#: The contenders that are shell commands, not Python (:func:`command`).
+SHELL_CONTENDERS = ("zip-cli", "cat", "cat-file")
 #: The repository root: Python contenders run here so ``-m bench.contenders`` resolves.
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,17 +77,17 @@ def command(name: str, dataset: Dataset, out: Path) -> tuple[list[str], Path]:
     if name == "datumaro-coco":  # Datumaro and the standard library only, possibly on an interpreter of its own
         python = os.environ.get("DSEXPORT_BENCH_DATUMARO_PYTHON") or sys.executable
         return [python, "-m", "bench.datumaro_contender", str(root), str(out)], REPO
-    if name == "zip-cli":
-        return ["zip", "-0", "-r", "-q", str(out / ARCHIVE), "."], dataset.tree
-    if name == "cat":
+    if name == "zip-cli":  # $0 is the archive
+        return ["sh", "-c", 'zip -0 -r -q "$0" . && sync "$0"', str(out / ARCHIVE)], dataset.tree
+    if name in ("cat", "cat-file"):
+        into = "/dev/null" if name == "cat" else '"$0" && sync "$0"'
         if dataset.blob_files:
             listing = root / "blobs.list"
             if not listing.is_file():
                 listing.write_bytes(b"".join(f.encode() + b"\0" for f in dataset.blob_files))
-            return ["sh", "-c", "xargs -0 -a blobs.list cat > /dev/null"], root
-        return ["sh", "-c", "find . -type f -print0 | xargs -0 cat > /dev/null"], dataset.tree
-    known = ", ".join([*PYTHON_CONTENDERS, "datumaro-coco", "zip-cli", "cat"])
-    raise ValueError(f"unknown contender {name!r}; known: {known}")
+            return ["sh", "-c", f"xargs -0 -a blobs.list cat > {into}", str(out / ARCHIVE)], root
+        return ["sh", "-c", f"find . -type f -print0 | xargs -0 cat > {into}", str(out / ARCHIVE)], dataset.tree
+    raise ValueError(f"unknown contender {name!r}; known: {', '.join([*PYTHON_CONTENDERS, 'datumaro-coco', *SHELL_CONTENDERS])}")
 
 
 # -- ours --------------------------------------------------------------------------
@@ -91,7 +99,7 @@ class _NullSink:
     def write(self, data: bytes) -> None:
         pass
 
-    def commit(self) -> None:
+    def commit(self, size: int | None = None) -> None:
         pass
 
     def abort(self) -> None:
@@ -114,6 +122,30 @@ def _dsexport(
         ExportOptions(format=fmt or dataset.format),
         backend=backend,
     )
+    return {"archive_bytes": result.bytes, "entries": result.entries}
+
+
+def _dsexport_stdout(dataset: Dataset, out: Path) -> dict:
+    """Ours into standard output as a pipe (``-o - | cat > /dev/null``): the sendfile path."""
+    import subprocess
+
+    from engine.pipeline import ExportOptions, run_export
+    from engine.sinks import StdoutSink
+    from engine.sources import StoreSource
+
+    reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        assert reader.stdin is not None
+        result = run_export(
+            lambda: StoreSource(dataset.store),
+            dataset.dataset_id,
+            dataset.version_id,
+            StdoutSink(reader.stdin),
+            ExportOptions(format=dataset.format),
+        )
+        reader.stdin.close()
+    finally:
+        reader.wait()
     return {"archive_bytes": result.bytes, "entries": result.entries}
 
 
@@ -205,6 +237,7 @@ PYTHON_CONTENDERS: dict[str, Callable[[Dataset, Path], dict]] = {
     "dsexport-asyncio": lambda d, o: _dsexport(d, o, backend="asyncio"),
     "dsexport-devnull": lambda d, o: _dsexport(d, o, null=True),
     "dsexport-ultralytics": lambda d, o: _dsexport(d, o, fmt="ultralytics"),
+    "dsexport-stdout": _dsexport_stdout,
     "zipstream-plain": _zipstream_plain,
     "zipfile-memory": _zipfile_memory,
     "materialise": _materialise,

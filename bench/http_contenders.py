@@ -1,10 +1,11 @@
 """The HTTP contenders: the export endpoint and client-side export, over loopback.
 
-* ``http-download``: one ``GET .../download`` of the version, the body read
-  and dropped; the client reports the time to the first body byte and the
-  archive's bytes.
+* ``http-download``: one ``GET .../download?format=`` of the version in
+  the dataset's format, the body read with the standard library's
+  ``http.client`` into one reused buffer and dropped; the client reports
+  the time to the first body byte and the archive's bytes.
 * ``http-download-x16``: 16 such downloads at once (one client process,
-  16 tasks); it reports each download's time to first byte.
+  16 httpx tasks); it reports each download's time to first byte.
 * ``remote-w64`` / ``remote-w16`` / ``remote-w1``: ``run_export`` over the
   HTTP source (what ``dsexport export --from`` runs) with a fetch window of
   64, 16 and 1,
@@ -113,7 +114,8 @@ def measure_http(name: str, dataset: Dataset, out: Path, trash: Path, *, warmup:
 
 
 def command(name: str, base: str, key: str, dataset: Dataset, out: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.http_contenders", name, base, key, dataset.dataset_id, dataset.version_id, str(out)]
+    return [sys.executable, "-m", "bench.http_contenders", name, base, key, dataset.dataset_id, dataset.version_id,
+            str(out), dataset.format]
 
 
 # -- the client side (runs in the measured child) ------------------------------------------
@@ -133,11 +135,40 @@ async def _download(client, url: str) -> tuple[float, int]:
     return first, size
 
 
-async def _downloads(base: str, key: str, dataset_id: str, version_id: str, count: int) -> dict:
+def _download_plain(url: str, key: str) -> dict:
+    """One GET read with the standard library into one reused 1 MiB buffer.
+
+    A client that costs next to nothing per byte, so the figure is the
+    server's: httpx hands the body over in 64 KiB pieces through its event
+    loop, which on two shared cores took more CPU than the server's export.
+    """
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    buffer = bytearray(1 << 20)
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}", headers={"Authorization": f"Bearer {key}"})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise RuntimeError(f"download answered {response.status}: {response.read()[:500]!r}")
+        size = response.readinto(buffer)
+        first = time.perf_counter() - started
+        while n := response.readinto(buffer):
+            size += n
+    finally:
+        conn.close()
+    return {"archive_bytes": size, "downloads": 1, "ttfb_ms": round(first * 1000, 1),
+            "ttfb_ms_max": round(first * 1000, 1)}
+
+
+async def _downloads(base: str, key: str, dataset_id: str, version_id: str, count: int, fmt: str) -> dict:
     import anyio
     import httpx
 
-    url = f"{base}datasets/{dataset_id}/versions/{version_id}/download"
+    url = f"{base}datasets/{dataset_id}/versions/{version_id}/download?format={fmt}"
     results: list[tuple[float, int]] = []
     async with httpx.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=120) as client:
 
@@ -167,14 +198,15 @@ def _remote_export(base: str, key: str, dataset_id: str, version_id: str, out: P
 def main(argv: list[str]) -> None:
     import anyio
 
-    name, base, key, dataset_id, version_id, out = argv
+    name, base, key, dataset_id, version_id, out, fmt = argv
     started = time.perf_counter()
     window = HTTP_CONTENDERS[name]
     if window:
         record = _remote_export(base, key, dataset_id, version_id, Path(out), window)
+    elif name.endswith("x16"):
+        record = anyio.run(_downloads, base, key, dataset_id, version_id, 16, fmt)
     else:
-        count = 16 if name.endswith("x16") else 1
-        record = anyio.run(_downloads, base, key, dataset_id, version_id, count)
+        record = _download_plain(f"{base}datasets/{dataset_id}/versions/{version_id}/download?format={fmt}", key)
     record["inner_seconds"] = round(time.perf_counter() - started, 4)
     print(json.dumps(record))
 

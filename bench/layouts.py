@@ -108,7 +108,7 @@ def _content(item) -> bytes | Path:
     content = item.content
     if content is None:
         return b""
-    return content if isinstance(content, bytes) else content.path
+    return content if isinstance(content, bytes) else Path(content.path)
 
 
 def _pages(dataset: Dataset, store: Store, *, with_content: bool, split_ids: list[str] | None = None):

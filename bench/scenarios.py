@@ -20,8 +20,15 @@ __all__ = ["MODES", "SCENARIOS", "Point", "Scenario"]
 
 MODES = ("quick", "full")
 
-#: Every archive writer plus both floors: the default line-up of blob scenarios.
-ALL = ["dsexport", "zipstream-plain", "zipfile-memory", "materialise", "zip-cli", "cat", "crc32"]
+#: Every archive writer plus the floors: the default line-up of blob scenarios.
+ALL = ["dsexport", "zipstream-plain", "zipfile-memory", "materialise", "zip-cli", "cat-file", "cat", "crc32"]
+#: Ours to a file, to standard output and over HTTP, against the writers and floors the targets name.
+FILE_BLOBS = ["dsexport", "dsexport-stdout", "http-download", "zipstream-plain", "zip-cli", "cat-file", "cat"]
+#: What the quick run measures of them (the read floor and, for big blobs, zip -r are no target there).
+QUICK_IMAGES = [c for c in FILE_BLOBS if c != "cat"]
+QUICK_BLOBS = [c for c in FILE_BLOBS if c not in ("cat", "zip-cli")]
+#: The ratio columns of the scenarios whose content lives in blob files.
+FILE_RATIOS = ("zipstream-plain", "zip-cli", "cat-file")
 #: Single-big-entry formats (CSV, SPACY_NER): no blob files to cat or zip by hand.
 TEXT = ["dsexport", "zipstream-plain", "zipfile-memory", "crc32"]
 #: One process against the same export as Ray shards.
@@ -104,9 +111,9 @@ SCENARIOS: dict[str, Scenario] = {
                     Point(10_000, {**_SMALL, "n": 10_000}, ALL, cold=("materialise",),
                           repeat_of={"materialise": 1, "zipfile-memory": 2, "zip-cli": 2, "crc32": 2}),
                     Point(100_000, {**_SMALL, "n": 100_000}, [c for c in ALL if c != "materialise"],
-                          repeat_of={"zipfile-memory": 2, "zip-cli": 2, "crc32": 2}),
-                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ["dsexport", "zipstream-plain", "cat", "crc32"],
-                          repeat=2, repeat_of={"zipstream-plain": 1, "cat": 1, "crc32": 1},
+                          repeat_of={"zipfile-memory": 2, "zip-cli": 2, "cat-file": 2, "crc32": 2}),
+                    Point(1_000_000, {**_SMALL, "n": 1_000_000}, ["dsexport", "zipstream-plain", "zip-cli", "crc32"],
+                          repeat=2, repeat_of={"zipstream-plain": 1, "zip-cli": 1, "crc32": 1},
                           cold=("dsexport", "zipstream-plain", "crc32")),
                 ],
                 "full": [
@@ -118,11 +125,12 @@ SCENARIOS: dict[str, Scenario] = {
                           repeat=2, warmup=False, repeat_of={"zipfile-memory": 1}),
                 ],
             },
+            ratios=("zipstream-plain", "zip-cli", "cat"),
             quick_note="materialise runs once (no warm-up) and only at 10 k, zipfile-memory, zip-cli and crc32 "
-            "twice; at 1 M items "
-            "only dsexport (2 runs), zipstream-plain, cat and crc32 (1 run each) run, and only cat has a warm-up "
-            "run (the store is pre-read instead); zipfile-memory, materialise and zip-cli are left out at 1 M "
-            "to fit 10 minutes",
+            "twice (cat-file too at 100 k); at 1 M items "
+            "only dsexport (2 runs), zipstream-plain, zip-cli and crc32 (1 run each) run, and only zip-cli has a "
+            "warm-up run (it reads the tree; the store is pre-read instead); zipfile-memory, materialise, cat and "
+            "cat-file are left out at 1 M to fit 10 minutes",
             full_note="materialise runs once, without warm-up (writing files on this file system swings "
             "10x from run to run); at 5 M items the tree-based contenders (materialise, zip-cli, cat) are left out: "
             "5 M files take ~20 GB of disk and ~5 minutes to write; no warm-up there (the data was just read)",
@@ -133,11 +141,15 @@ SCENARIOS: dict[str, Scenario] = {
             kind="yolo",
             params=_YOLO,
             plan={
-                "quick": _points(_YOLO, [5_000], ALL, repeat=2),
-                "full": _points(_YOLO, [20_000], ALL),
+                "quick": _points(_YOLO, [20_000], QUICK_IMAGES, repeat=2, warmup=False,
+                                 repeat_of={"http-download": 1, "zipstream-plain": 1, "zip-cli": 1}),
+                "full": _points(_YOLO, [20_000], [*FILE_BLOBS, "zipfile-memory", "materialise", "crc32"]),
             },
-            quick_note="5 k images instead of 20 k, 2 runs each",
-            notes="cat reads the store's blob files (the same bytes as the images), not a copy",
+            ratios=FILE_RATIOS,
+            quick_note="2 runs of ours to a file and to stdout and of cat-file, 1 of the others; no warm-up (the "
+            "blob files and the tree are pre-read); cat, zipfile-memory, materialise and crc32 only in the full run",
+            notes="cat and cat-file read the store's blob files (the same bytes as the images), not a copy; "
+            "http-download is the same export over HTTP (its MB/s against dsexport's is the HTTP target)",
         ),
         Scenario(
             name="coco",
@@ -161,11 +173,16 @@ SCENARIOS: dict[str, Scenario] = {
             kind="blobs",
             params=_BLOBS,
             plan={
-                "quick": _points(_BLOBS, [5], [*ALL, "dsexport-devnull"]),
-                "full": _points(_BLOBS, [10], [*ALL, "dsexport-devnull"]),
+                "quick": _points(_BLOBS, [10], [*QUICK_BLOBS, "dsexport-devnull"], repeat=2, warmup=False,
+                                 repeat_of={"zipstream-plain": 1, "dsexport-devnull": 1}),
+                "full": _points(_BLOBS, [10], [*FILE_BLOBS, "dsexport-devnull", "zipfile-memory", "materialise",
+                                               "crc32"]),
             },
+            ratios=FILE_RATIOS,
             max_n=20,
-            quick_note="5 items of 100 MiB instead of 10",
+            quick_note="2 runs of ours (to a file, to stdout, over HTTP) and of cat-file, 1 of the others; no "
+            "warm-up (the blob files are pre-read); cat, zip-cli, zipfile-memory, materialise and crc32 only in the "
+            "full run",
             notes="dsexport-devnull is ours into a sink that drops the bytes: the engine without the disk",
         ),
         Scenario(

@@ -29,6 +29,7 @@ import msgspec
 from anyio.abc import ObjectSendStream
 
 from engine.errors import InvalidInput, MissingBlob, choices_hint
+from engine.regions import READ_IN_MAX, check_files, file_region_of
 from engine.sinks import Sink
 from engine.sources import ExportPlan, Source
 from engine.spool import FileSpool, SpillingClaims
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 BATCH_BYTES = 8 << 20
+#: Bytes of blob files checked per batch (not held: the writer copies or reads them itself).
+CHECKED_BATCH_BYTES = 64 << 20
 BATCH_ITEMS = 2048
 
 #: ``--backend`` values and how anyio runs them.
@@ -73,6 +76,9 @@ class ExportOptions(msgspec.Struct, kw_only=True):
     concurrency: int = 16
     compression: str = "store"
     skip_missing: bool = False
+    #: Check each blob file's CRC-32 against the record before the kernel copies it
+    #: (False: only its size and identity; see ``engine/regions.py``).
+    verify: bool = True
 
 
 class ExportResult(msgspec.Struct, kw_only=True):
@@ -149,8 +155,8 @@ class JobSpoolFactory(Protocol):
 
 
 def zip_writer(sink: Sink, compress_type: int) -> ZipWriter:
-    """The writer of a real export: a streaming zip into ``sink``."""
-    return ZipWriter(sink.write, compress_type=compress_type)
+    """The writer of a real export: a streaming zip into ``sink``, blob files copied by the kernel if it can."""
+    return ZipWriter(sink.write, compress_type=compress_type, copy=getattr(sink, "copy_from", None))
 
 
 class ExportJob:
@@ -337,17 +343,44 @@ async def _run(source: Source, job: ExportJob, cpu: CpuTurns | None) -> int:
         return await anyio.to_thread.run_sync(in_turn, cpu, job.finish)
 
 
+async def _fetch(source: Source, job: ExportJob, batch: list[ExportItem]) -> list[ExportItem]:
+    """Make a batch's content ready; the items whose content is missing.
+
+    Blob files the writer takes from their record (:func:`_checked_here`)
+    are only checked here (``engine/regions.py``), not read into memory;
+    the source fetches the rest.
+    """
+    window = job.options.concurrency
+    in_files = [item for item in batch if _checked_here(job, item.content)]
+    if not in_files:
+        return await source.fetch(batch, window)
+    missing = await check_files(in_files, window, verify=job.options.verify)
+    if len(in_files) < len(batch):
+        checked = {id(item) for item in in_files}
+        missing += await source.fetch([item for item in batch if id(item) not in checked], window)
+    return missing
+
+
+def _checked_here(job: ExportJob, content: object) -> bool:
+    """Whether ``content`` is a blob file the writer takes from its record: copied by the kernel, or read in."""
+    if content is None or type(content) is bytes:  # first: small items pass here by the million
+        return False
+    writer = job.writer
+    if not getattr(writer, "takes_checked_files", False) or file_region_of(content) is None:
+        return False
+    return writer.copies_files or content.size <= READ_IN_MAX  # type: ignore[attr-defined,union-attr]
+
+
 async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[ExportItem]]) -> None:
     """Pages -> byte-bounded batches -> fetched -> channel."""
     with_content = job.format_cls.needs_content(job.plan.dataset)
     unsized = job.options.skip_missing and getattr(job.format_cls, "needs_sizes", False)
-    window = job.options.concurrency
     pages = source.pages(job.plan, with_content=with_content, start=job.start, stop=job.stop)
     async with send, aclosing(pages):
         async for page in pages:
-            for batch in _batches(page):
+            for batch in _batches(page, job):
                 if with_content:
-                    missing = await source.fetch(batch, window)
+                    missing = await _fetch(source, job, batch)
                     if unsized:  # --skip-missing and a format of pixel boxes: an image of unknown size is skipped too
                         known = {id(item) for item in missing}
                         missing = [*missing, *(i for i in batch if i.split and i.width is None and id(i) not in known)]
@@ -361,19 +394,32 @@ async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[E
                     return  # the writer has stopped; its own exception says why
 
 
-def _batches(page: list[ExportItem]) -> list[list[ExportItem]]:
-    """Cut a page so no batch holds more than BATCH_BYTES of content."""
+def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[ExportItem]]:
+    """Cut a page so no batch holds more than BATCH_BYTES of content.
+
+    Blob files the writer takes from their record are never held in a
+    batch; they count against CHECKED_BATCH_BYTES instead, so that checking
+    the next batch's files overlaps with copying this one's (big blobs) while
+    a page of images is still one batch (fewer hand-offs).
+    """
     batches: list[list[ExportItem]] = []
     current: list[ExportItem] = []
-    held = 0
+    held = checked = 0
     for item in page:
         content = item.content
         size = 0 if content is None else len(content) if isinstance(content, bytes) else content.size
-        if current and (held + size > BATCH_BYTES or len(current) >= BATCH_ITEMS):
+        in_file = job is not None and _checked_here(job, content)
+        if current and (
+            (held + size > BATCH_BYTES if not in_file else checked + size > CHECKED_BATCH_BYTES)
+            or len(current) >= BATCH_ITEMS
+        ):
             batches.append(current)
-            current, held = [], 0
+            current, held, checked = [], 0, 0
         current.append(item)
-        held += size
+        if in_file:
+            checked += size
+        else:
+            held += size
     if current:
         batches.append(current)
     return batches

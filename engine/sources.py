@@ -12,7 +12,6 @@ or the sizes-only source of ``engine/sizing.py`` plug in the same way.
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Protocol
@@ -20,6 +19,7 @@ from typing import Protocol
 import anyio
 import anyio.to_thread
 import msgspec
+from zlib_ng.zlib_ng import crc32
 
 from engine.errors import MissingBlob
 from engine.model import Dataset, DatasetSplit, DatasetVersion, Label
@@ -250,7 +250,7 @@ def _read_all(items: list[ExportItem], missing: list[ExportItem]) -> None:
         except MissingBlob:
             missing.append(item)
             continue
-        if len(data) != blob.size or zlib.crc32(data) != blob.crc32:  # type: ignore[union-attr]
+        if len(data) != blob.size or crc32(data) != blob.crc32:  # type: ignore[union-attr]
             missing.append(item)
             continue
         item.content = data

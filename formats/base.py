@@ -33,6 +33,8 @@ __all__ = [
     "ExportAnnotation",
     "ExportContext",
     "ExportItem",
+    "FileBacked",
+    "FileRegion",
     "Format",
     "NameClaims",
     "Spool",
@@ -53,6 +55,33 @@ class Blob(Protocol):
 
     def chunks(self) -> Iterator[bytes]:
         """Yield the content from the start; may be called more than once."""
+        ...
+
+
+class FileRegion(NamedTuple):
+    """Where a blob's bytes lie in a local file: ``length`` bytes from ``offset`` of ``path``.
+
+    ``whole_file``: the file holds these bytes and nothing else (a blob
+    file, not a pack of many), so a file of any other size has changed.
+    """
+
+    path: str
+    offset: int
+    length: int
+    whole_file: bool = False
+
+
+@runtime_checkable
+class FileBacked(Blob, Protocol):
+    """A Blob whose bytes lie in a local file: the optional capability of a blob back end.
+
+    The zip writer may then have the kernel copy the bytes into the archive
+    (``engine/regions.py``) instead of reading :meth:`chunks`. A back end
+    whose blobs are not local files (S3) simply does not offer it.
+    """
+
+    def file_region(self) -> FileRegion:
+        """The file region holding exactly the blob's ``size`` bytes."""
         ...
 
 

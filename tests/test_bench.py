@@ -100,3 +100,24 @@ def test_coco_scenario_writes_both_box_formats_of_the_same_images(tmp_path: Path
     assert json.loads(lines[0]) == {"categories": ["car", "person", "bike", "dog"]} and len(lines) == 61
     first = json.loads(lines[1])
     assert first["image"] == "images/train/img000000.png" and len(first["size"]) == 2  # the tree's path, COCO's
+
+
+def test_image_scenario_measures_ours_to_file_and_stdout_against_the_write_floor(tmp_path: Path):
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenario", "yolo", "--sizes", "60", "--repeat", "1",
+         "--contender", "dsexport", "dsexport-stdout", "zipstream-plain", "zip-cli", "cat-file",
+         "--cache", str(tmp_path / "cache"), "--results", str(results)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (point,) = json.loads(next(results.glob("*-yolo-custom.json")).read_text())["points"]
+    runs = {name: entry["runs"][-1] for name, entry in point["contenders"].items()}
+    for name, run in runs.items():
+        assert run["exit_code"] == 0 and not run["error"], (name, run)
+    sizes = {name: runs[name]["child"]["archive_bytes"] for name in ("dsexport", "dsexport-stdout")}
+    assert sizes["dsexport"] == sizes["dsexport-stdout"] > 60 * 100 * 1024, sizes  # to a file and through a pipe
+    assert point["contenders"]["cat-file"]["command"][-1] == "<out>/archive.zip"
+    table = (results / "latest.md").read_text()
+    assert "| YOLO, 60 images of ~100 KiB: ours >= 0.8x cat-file |" in table
+    assert "0.5x the rate of cat" not in table  # no target against the read floor

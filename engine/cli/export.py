@@ -123,6 +123,7 @@ def export(
     concurrency: Annotated[int, typer.Option(min=1, help="Content reads in flight (fetch window).")] = 16,
     compress: Annotated[CompressChoice, typer.Option(help="Entry compression.")] = CompressChoice.store,
     skip_missing: Annotated[bool, typer.Option(help="Skip items whose content is missing; list them at the end.")] = False,
+    verify: Annotated[bool, typer.Option("--verify/--no-verify", help="Check every blob file's CRC-32 against the one recorded at ingest before copying it (--no-verify: only its size and identity).")] = True,
     progress: ProgressOption = None,
     from_url: Annotated[
         Optional[str],
@@ -146,6 +147,7 @@ def export(
         concurrency=concurrency,
         compression=compress.value,
         skip_missing=skip_missing,
+        verify=verify,
     )
     if ray is None and (shards is not None or parts_dir is not None):
         err.print("[bold red]error:[/] --shards and --parts-dir belong to a --ray export", highlight=False)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from engine.errors import MissingBlob
 from engine.store.api import BlobRef
+from formats.base import FileRegion
 
 __all__ = ["READ_CHUNK", "BlobFile", "LocalBlobs"]
 
@@ -33,13 +34,16 @@ READ_CHUNK = 1024 * 1024
 
 @dataclass(frozen=True, slots=True)
 class BlobFile:
-    """A file blob as an export reads it (implements ``formats.base.Blob``).
+    """A file blob as an export reads it (implements ``formats.base.FileBacked``).
 
     Reading checks the size against the one recorded at ingest; the CRC is
-    left to the zip writer, which computes it anyway while streaming.
+    left to the zip writer, which computes it anyway while streaming, or to
+    ``engine/regions.py`` when the kernel copies the file.
     """
 
-    path: Path
+    #: The file; :meth:`LocalBlobs.open` gives a string: an export opens one
+    #: per item, and joining a ``Path`` costs more than the open.
+    path: str | os.PathLike[str]
     size: int
     crc32: int | None
     sha256: str
@@ -60,6 +64,10 @@ class BlobFile:
         if seen != self.size:
             raise self._missing("corrupt", f"{seen} bytes, expected {self.size}")
 
+    def file_region(self) -> FileRegion:
+        """The whole file: a blob file holds exactly the blob's bytes."""
+        return FileRegion(os.fspath(self.path), 0, self.size, whole_file=True)
+
     def read(self) -> bytes:
         """The whole content at once (for callers that know it is small enough)."""
         return b"".join(self.chunks())
@@ -75,6 +83,7 @@ class LocalBlobs:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._root = os.fspath(self.root)
 
     @classmethod
     def from_url(cls, url: str) -> LocalBlobs:
@@ -97,7 +106,8 @@ class LocalBlobs:
         return ref
 
     def open(self, ref: BlobRef, item_id: str) -> BlobFile:
-        return BlobFile(self.path_for(ref.sha256), ref.size, ref.crc32, ref.sha256, item_id)
+        sha = ref.sha256
+        return BlobFile(f"{self._root}/{sha[:2]}/{sha[2:4]}/{sha}", ref.size, ref.crc32, sha, item_id)
 
     def exists(self, sha256: str) -> bool:
         return self.path_for(sha256).is_file()
