@@ -20,7 +20,14 @@ $(VENV)/.test-deps: $(BIN)/dsexport
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-install-test: $(VENV)/.test-deps
+# Datumaro, the peer whose importers read our COCO and Ultralytics exports in the tests,
+# pins a Pillow older than ours: it gets an interpreter of its own.
+READERS := .venv-readers
+$(READERS)/datumaro/bin/python:
+	$(PYTHON) -m venv $(READERS)/datumaro
+	$(READERS)/datumaro/bin/python -m pip install --quiet datumaro==1.13.12
+
+install-test: $(VENV)/.test-deps $(READERS)/datumaro/bin/python
 
 ## run: create a demo store and export every demo dataset into ./out
 run: install
@@ -43,7 +50,7 @@ test-scale: install-test
 	$(BIN)/python -m pytest -m scale
 
 clean:
-	rm -rf $(VENV) $(STORE) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(READERS) $(STORE) $(OUT) .pytest_cache
 
 .PHONY: bench bench-full
 
