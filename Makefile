@@ -27,7 +27,16 @@ $(READERS)/datumaro/bin/python:
 	$(PYTHON) -m venv $(READERS)/datumaro
 	$(READERS)/datumaro/bin/python -m pip install --quiet datumaro==1.13.12
 
-install-test: $(VENV)/.test-deps $(READERS)/datumaro/bin/python
+# Ultralytics' own dataset checker, for our Ultralytics exports: it imports torch and torchvision.
+# torch 2.13.0 is the CPU build (other releases pull a CUDA build of several GB); torchvision, ultralytics
+# and its thop go in without their pinned dependencies, which would pull another torch.
+$(READERS)/ultralytics/bin/python:
+	$(PYTHON) -m venv $(READERS)/ultralytics
+	$(READERS)/ultralytics/bin/python -m pip install --quiet torch==2.13.0
+	$(READERS)/ultralytics/bin/python -m pip install --quiet --no-deps torchvision==0.28.0 ultralytics==8.4.190 ultralytics-thop==2.2.3
+	$(READERS)/ultralytics/bin/python -m pip install --quiet numpy matplotlib opencv-python-headless pillow polars psutil pyyaml requests scipy
+
+install-test: $(VENV)/.test-deps $(READERS)/datumaro/bin/python $(READERS)/ultralytics/bin/python
 
 ## run: create a demo store and export every demo dataset into ./out
 run: install

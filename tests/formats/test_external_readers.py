@@ -1,13 +1,16 @@
-"""COCO and Ultralytics exports read by Datumaro, a peer's own importers, in an interpreter of their own.
+"""COCO and Ultralytics exports read by peers' own readers, each in an interpreter of its own.
 
-Datumaro pins a Pillow older than ours, so it cannot share the test
-environment: ``make install-test`` gives it a virtual environment of its own
-(``.venv-readers/datumaro``, or ``$DSEXPORT_DATUMARO_PYTHON``), and
-``tests/external_readers.py`` runs there on an extracted export, importing
-only the standard library and Datumaro. Datumaro's ``coco_instances``
-importer reads the COCO export; its ``yolo`` importer, which recognises the
-Ultralytics layout (``data.yaml`` + ``images/<split>`` + ``labels/<split>``),
-reads the Ultralytics one.
+Datumaro pins a Pillow older than ours and Ultralytics needs torch and
+torchvision, so neither can share the test environment: ``make install-test``
+gives each a virtual environment (``.venv-readers/datumaro`` and
+``.venv-readers/ultralytics``, or ``$DSEXPORT_DATUMARO_PYTHON`` and
+``$DSEXPORT_ULTRALYTICS_PYTHON``), and ``tests/external_readers.py`` runs there
+on an extracted export, importing only the standard library and the reader.
+
+- Datumaro's ``coco_instances`` importer reads the COCO export; its ``yolo``
+  importer, which recognises the Ultralytics layout, the Ultralytics one.
+- Ultralytics' ``check_det_dataset`` reads ``data.yaml`` and its
+  ``verify_image_label`` checks every image and label file.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ ROOT = Path(__file__).resolve().parents[2]
 READER = ROOT / "tests" / "external_readers.py"
 
 
-def _datumaro_python() -> str:
-    python = os.environ.get("DSEXPORT_DATUMARO_PYTHON") or str(ROOT / ".venv-readers" / "datumaro" / "bin" / "python")
+def _reader_python(reader: str) -> str:
+    """The interpreter of ``reader`` (datumaro, ultralytics): missing, a failure under CI, else a skip saying how to get it."""
+    variable = f"DSEXPORT_{reader.upper()}_PYTHON"
+    python = os.environ.get(variable) or str(ROOT / ".venv-readers" / reader / "bin" / "python")
     if not Path(python).is_file():
-        message = f"Datumaro's interpreter {python} is missing: `make install-test` creates it"
+        message = f"{reader}'s interpreter {python} is missing: `make install-test` creates it (or set ${variable})"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -52,6 +57,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str, di
     held = {
         "images": len(in_splits),
         "boxes": sum(1 for i in in_splits for a in i.annotations if a.coordinates),
+        "images_without_boxes": sum(1 for i in in_splits if not any(a.coordinates for a in i.annotations)),
         "subsets": sorted({i.split.name for i in in_splits}),
         "labels": labels,
     }
@@ -64,8 +70,10 @@ def _read(reader: str, root: Path, ids: tuple[str, str], fmt: str, folder: Path)
     run_export(lambda: StoreSource(root), *ids, FileSink(archive), ExportOptions(format=fmt))
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(folder)
+    python = _reader_python(reader.partition("-")[0])
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(folder.parent / "ultralytics-settings"), "YOLO_OFFLINE": "1"}
     done = subprocess.run(
-        [_datumaro_python(), str(READER), reader, str(folder)], capture_output=True, text=True, timeout=240
+        [python, str(READER), reader, str(folder)], capture_output=True, text=True, timeout=240, env=env
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -85,3 +93,12 @@ def test_datumaro_yolo_importer_reads_the_ultralytics_layout(shapes, tmp_path: P
     assert (read["images"], read["boxes"]) == (held["images"], held["boxes"])
     assert read["labels"] == held["labels"] and read["annotation_types"] == ["Bbox"]
     assert len(read["subsets"]) == len(held["subsets"])  # Ultralytics spells `valid` as `val`
+
+
+def test_ultralytics_own_checker_accepts_every_image_and_label_file(shapes, tmp_path: Path):
+    root, dataset_id, version_id, held = shapes
+    read = _read("ultralytics", root, (dataset_id, version_id), "ultralytics", tmp_path / "ultralytics")
+    assert Path(read["root"]) == (tmp_path / "ultralytics").resolve()  # data.yaml's folder, whatever the cwd
+    assert (read["images"], read["boxes"]) == (held["images"], held["boxes"])
+    assert list(read["names"].values()) == held["labels"]
+    assert read["background"] == held["images_without_boxes"]
