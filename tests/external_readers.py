@@ -1,8 +1,10 @@
-"""Checks of extracted exports by readers that cannot share the test environment, run by hand.
+"""Checks of extracted exports by readers that cannot share the test environment.
 
 Datumaro pins Pillow below ours and Ultralytics needs torch and
-torchvision, so neither is a test dependency; run this file with an
-interpreter that has them, on an extracted export::
+torchvision, so neither is a test dependency: ``make install-test`` gives
+each an interpreter in ``.venv-readers/``, and
+``tests/formats/test_external_readers.py`` runs this file there, on an
+extracted export (by hand the same way)::
 
     python tests/external_readers.py datumaro-coco DIR        # datumaro: coco_instances importer
     python tests/external_readers.py datumaro-yolo DIR        # datumaro: the yolo importer (Ultralytics layout)
