@@ -43,9 +43,9 @@ class ItemReads(CatalogReads):
         No check of the ids: an unknown version or split counts 0.
         """
         if split_id is None:
-            sql, key = "SELECT count(*) FROM (SELECT 1 FROM items WHERE version_id = ? LIMIT ?)", version_id
+            sql, key = "SELECT count(*) FROM (SELECT 1 FROM items WHERE version_id = ? LIMIT ?) AS found", version_id
         else:
-            sql, key = "SELECT count(*) FROM (SELECT 1 FROM item_splits WHERE split_id = ? LIMIT ?)", split_id
+            sql, key = "SELECT count(*) FROM (SELECT 1 FROM item_splits WHERE split_id = ? LIMIT ?) AS found", split_id
         return self._one(sql, (key, limit))[0]
 
     def revision(self, version_id: str) -> int:

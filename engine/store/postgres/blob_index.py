@@ -1,0 +1,50 @@
+"""The ``blobs`` table in PostgreSQL: small blobs inline (``bytea``), large ones in the blob store.
+
+The same split as SQLite's (``engine.store.sqlite.blob_index``, whose reads
+and streaming puts this reuses): blobs under ``INLINE_LIMIT`` are read with
+their item's row, larger ones live in the store's ``BlobStore`` and are
+recorded here with ``data`` NULL, after their content is written. Only the
+writes differ: PostgreSQL's upsert instead of SQLite's ``INSERT OR IGNORE``
+and row-id arithmetic, so concurrent writers in several processes record a
+blob once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from engine.store.api import BlobRef, BlobStore
+from engine.store.postgres.db import PgConnection
+from engine.store.sqlite.blob_index import SqliteBlobs
+
+__all__ = ["PgBlobs"]
+
+
+class PgBlobs(SqliteBlobs):
+    """A PostgreSQL store's blobs: the ``blobs`` table plus the blob back end holding the large ones."""
+
+    def __init__(self, files: BlobStore, connection: Callable[[], PgConnection]) -> None:
+        super().__init__(files, connection)  # type: ignore[arg-type]
+
+    def ids_of(self, shas: Iterable[str]) -> dict[str, int]:
+        """Row ids of the recorded blobs among ``shas`` (unknown ones are left out)."""
+        wanted = list(shas)
+        if not wanted:
+            return {}
+        return dict(self._db.execute("SELECT sha256, id FROM blobs WHERE sha256 = ANY(?)", (wanted,)).fetchall())
+
+    def insert_many(self, small: dict[str, tuple[str, int, int, bytes]]) -> dict[str, int]:
+        """Record small blobs in bulk (those already there are kept) and return every one's row id."""
+        rows = list(small.values())
+        self._db.execute(
+            "INSERT INTO blobs (sha256, size, crc32, data)"
+            " SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bytea[]) ON CONFLICT (sha256) DO NOTHING",
+            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]),
+        )
+        return self.ids_of(small)
+
+    def _record(self, ref: BlobRef, data: bytes | None) -> None:
+        self._db.execute(
+            "INSERT INTO blobs (sha256, size, crc32, data) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+            (ref.sha256, ref.size, ref.crc32, data),
+        )

@@ -1,0 +1,61 @@
+"""Bulk load of items into PostgreSQL: the shared validation, then ``COPY`` per table.
+
+Rows are validated batch by batch exactly as in SQLite
+(``engine.store.sqlite.bulk``: splits, labels, coordinates, blobs); each
+validated batch is written in one transaction with ``COPY ... FROM STDIN``,
+which loads rows several times faster than ``INSERT``. PostgreSQL keeps
+checking every reference (no process-wide lock can stop a concurrent delete
+in another server), so a reference removed meanwhile rejects the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import psycopg
+
+from engine.store.api import NewItem
+from engine.store.postgres.db import PgConnection, PgWrites
+from engine.store.sqlite.bulk import BATCH_BYTES, ITEM_ROW, BulkWrites, ItemBatch
+from engine.store.sqlite.rows import ANN_COLS
+
+__all__ = ["PgBulkWrites"]
+
+
+class PgBulkWrites(BulkWrites, PgWrites):
+    """:meth:`add_items` by ``COPY``: many items with their splits, content and annotations."""
+
+    def add_items(
+        self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000, batch_bytes: int = BATCH_BYTES
+    ) -> int:
+        """Insert many items (with splits, content and annotations); returns how many.
+
+        Rows are validated and written ``batch`` at a time (fewer once their
+        texts and small data reach ``batch_bytes``), each batch in one
+        transaction: if a row is rejected, its batch is rolled back and the
+        earlier batches stay (inside :meth:`transaction`, nothing stays).
+        """
+        _, content_type = self._version_row(version_id)
+        return self._add_items(version_id, content_type, rows, batch, batch_bytes)
+
+    def _write_batch(self, version_id: str, batch: ItemBatch) -> None:
+        """One validated batch: blobs by one upsert, then items, memberships and annotations by ``COPY``."""
+        try:
+            with self._tx() as db:
+                rows = batch.items_with(self._blob_ids_of(batch))
+                _copy(db, f"items ({ITEM_ROW})", rows)
+                _copy(db, "item_splits (split_id, item_id)", batch.members)
+                _copy(db, f"annotations (version_id, {ANN_COLS})", batch.anns)
+                self._bump(version_id)
+        except psycopg.errors.IntegrityError as exc:
+            raise batch.rejected(exc) from exc
+
+
+def _copy(db: PgConnection, target: str, rows: list[tuple]) -> None:
+    """``COPY target FROM STDIN`` with ``rows`` on the transaction's connection."""
+    if not rows:
+        return
+    assert db.conn is not None, "COPY runs inside a transaction"
+    with db.conn.cursor().copy(f"COPY {target} FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

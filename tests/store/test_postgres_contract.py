@@ -1,0 +1,18 @@
+"""The metadata contract suite (``engine.store.testing``) on a real PostgreSQL 15."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.store import LocalBlobs
+from engine.store.postgres import PostgresStore
+from engine.store.testing import MetadataStoreTests
+
+
+class TestPostgresWithLocalBlobs(MetadataStoreTests):
+    @pytest.fixture()
+    def metadata_store(self, pg_url: str, tmp_path: Path):
+        with PostgresStore.open_url(pg_url, create=True, files=LocalBlobs(tmp_path / "blobs")) as store:
+            yield store
