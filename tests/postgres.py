@@ -32,6 +32,8 @@ __all__ = ["BIN", "PostgresServer", "require_postgres"]
 #: Where Debian's ``postgresql-15`` package puts the server's programs.
 BIN = Path(os.environ.get("DSEXPORT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 USER = "dsexport"
+#: The one role that must log in with a password (every other one is trusted on loopback).
+PASSWORD_USER = "dsexport_pw"
 
 
 def require_postgres() -> None:
@@ -62,7 +64,21 @@ class PostgresServer:
         self._run(
             BIN / "initdb", "-D", self.data, "-U", USER, "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync",
         )
+        self._require_passwords_of(PASSWORD_USER)
         self.start()
+
+    def _require_passwords_of(self, user: str) -> None:
+        """Everyone is trusted on loopback except ``user``, who must give a password (the wrong-password tests)."""
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+
+    def password_user(self, password: str) -> str:
+        """Make (or reset) :data:`PASSWORD_USER`, a superuser who logs in with ``password`` only."""
+        with self.admin() as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_USER,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(f"{verb} ROLE {PASSWORD_USER} LOGIN SUPERUSER PASSWORD '{password}'")
+        return PASSWORD_USER
 
     @property
     def data(self) -> Path:

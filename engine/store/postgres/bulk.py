@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import psycopg
 
 from engine.store.api import NewItem
-from engine.store.postgres.db import PgConnection, PgWrites
+from engine.store.postgres.db import PgConnection, PgWrites, _reason
 from engine.store.sqlite.bulk import BATCH_BYTES, ITEM_ROW, BulkWrites, ItemBatch
 from engine.store.sqlite.rows import ANN_COLS
 
@@ -40,15 +40,15 @@ class PgBulkWrites(BulkWrites, PgWrites):
 
     def _write_batch(self, version_id: str, batch: ItemBatch) -> None:
         """One validated batch: blobs by one upsert, then items, memberships and annotations by ``COPY``."""
-        try:
-            with self._tx() as db:
-                rows = batch.items_with(self._blob_ids_of(batch))
+        with self._tx() as db:
+            rows = batch.items_with(self._blob_ids_of(batch))
+            try:
                 _copy(db, f"items ({ITEM_ROW})", rows)
                 _copy(db, "item_splits (split_id, item_id)", batch.members)
                 _copy(db, f"annotations (version_id, {ANN_COLS})", batch.anns)
-                self._bump(version_id)
-        except psycopg.errors.IntegrityError as exc:
-            raise batch.rejected(exc) from exc
+            except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
+                raise batch.rejected(_reason(exc)) from exc
+            self._bump(version_id)
 
 
 def _copy(db: PgConnection, target: str, rows: list[tuple]) -> None:

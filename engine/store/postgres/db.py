@@ -70,10 +70,19 @@ def store_error(exc: psycopg.Error, where: str) -> Exception:
 
     Anything else the server rejects (a constraint, a NUL in a text) is the caller's bad input.
     """
-    reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    reason = _reason(exc)
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return RemoteError(f"the PostgreSQL store at {where} failed: {reason}")
     return InvalidInput(f"the PostgreSQL store at {where} refused the change: {reason}")
+
+
+def _reason(exc: psycopg.Error) -> str:
+    """The server's own words (primary message and detail), else the driver's first line."""
+    diag = exc.diag
+    if diag.message_primary:
+        return diag.message_primary + (f" ({diag.message_detail})" if diag.message_detail else "")
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _Result:

@@ -67,8 +67,9 @@ class ItemBatch:
         at = _BLOB_AT
         return [(*r[:at], blob_ids.get(r[at]), *r[at + 1 :]) for r in self.items]
 
-    def rejected(self, exc: Exception) -> InvalidInput:
-        return InvalidInput(f"rows {self.first}..{self.first + self.count - 1} were rejected: {exc}")
+    def rejected(self, reason: object) -> InvalidInput:
+        """The error of a batch the database refused (a duplicate id, a reference deleted meanwhile)."""
+        return InvalidInput(f"rows {self.first}..{self.first + self.count - 1} were rejected: {reason}")
 
 
 class BulkWrites(CatalogReads, SqliteWrites):
