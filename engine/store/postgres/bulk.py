@@ -10,33 +10,29 @@ in another server), so a reference removed meanwhile rejects the batch.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 
-from engine.store.api import NewItem
 from engine.store.postgres.db import PgConnection, PgWrites, _reason
-from engine.store.sqlite.bulk import BATCH_BYTES, ITEM_ROW, BulkWrites, ItemBatch
+from engine.store.sqlite.bulk import ITEM_ROW, BulkWrites, ItemBatch
 from engine.store.sqlite.rows import ANN_COLS
 
 __all__ = ["PgBulkWrites"]
 
 
 class PgBulkWrites(BulkWrites, PgWrites):
-    """:meth:`add_items` by ``COPY``: many items with their splits, content and annotations."""
+    """:meth:`add_items` by ``COPY``: many items with their splits, content and annotations.
 
-    def add_items(
-        self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000, batch_bytes: int = BATCH_BYTES
-    ) -> int:
-        """Insert many items (with splits, content and annotations); returns how many.
+    Each batch is one transaction (inside :meth:`transaction`, the caller's):
+    a rejected row rolls back its batch, and the earlier batches stay.
+    """
 
-        Rows are validated and written ``batch`` at a time (fewer once their
-        texts and small data reach ``batch_bytes``), each batch in one
-        transaction: if a row is rejected, its batch is rolled back and the
-        earlier batches stay (inside :meth:`transaction`, nothing stays).
-        """
-        _, content_type = self._version_row(version_id)
-        return self._add_items(version_id, content_type, rows, batch, batch_bytes)
+    @contextmanager
+    def _bulk_load(self) -> Iterator[None]:
+        """Nothing to hold: PostgreSQL checks every reference of each batch itself."""
+        yield
 
     def _write_batch(self, version_id: str, batch: ItemBatch) -> None:
         """One validated batch: blobs by one upsert, then items, memberships and annotations by ``COPY``."""

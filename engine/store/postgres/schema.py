@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import psycopg
 
-from engine.errors import InvalidInput, NotFound
+from engine.errors import NotFound
+from engine.store.sqlite.schema import check_version
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_exists", "check_readable", "migrate"]
 
@@ -128,7 +129,8 @@ def migrate(conn: psycopg.Connection, where: str) -> int:
             conn.execute(_VERSION_TABLE)
             version = _version(conn) or 0
             first = version if first is None else first
-            _refuse_newer(version, where)
+            if version > SCHEMA_VERSION:
+                check_version(version, SCHEMA_VERSION, where, where)  # refuses it, naming both versions
             if version >= SCHEMA_VERSION:
                 return first
             conn.execute(MIGRATIONS[version])
@@ -144,18 +146,4 @@ def check_exists(conn: psycopg.Connection, where: str) -> None:
 def check_readable(conn: psycopg.Connection, where: str) -> None:
     """A reader's check: the database holds a store at this code's schema version (readers never migrate)."""
     check_exists(conn, where)
-    version = _version(conn) or 0
-    _refuse_newer(version, where)
-    if version < SCHEMA_VERSION:
-        raise InvalidInput(
-            f"{where} has schema version {version}, older than this dsexport's {SCHEMA_VERSION};"
-            f" upgrade it with `dsexport init --store {where}` (it migrates the store in place)"
-        )
-
-
-def _refuse_newer(version: int, where: str) -> None:
-    if version > SCHEMA_VERSION:
-        raise InvalidInput(
-            f"{where} has schema version {version}; this dsexport reads versions up to {SCHEMA_VERSION}:"
-            " upgrade dsexport"
-        )
+    check_version(_version(conn) or 0, SCHEMA_VERSION, where, where)

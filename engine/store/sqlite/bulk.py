@@ -87,11 +87,19 @@ class BulkWrites(CatalogReads, SqliteWrites):
         ``data`` are held only for the batch, large ``data`` is stored as a
         file at once.
         """
-        # The write lock is held from the validation of the splits and labels to the last batch:
-        # the inserts skip SQLite's foreign-key checks, so no other thread may delete one meanwhile.
-        with self._lock, self._bulk_cache():
+        with self._bulk_load():
             _, content_type = self._version_row(version_id)
             return self._add_items(version_id, content_type, rows, batch, batch_bytes)
+
+    @contextmanager
+    def _bulk_load(self) -> Iterator[None]:
+        """What a bulk load holds from its validation to its last batch.
+
+        SQLite: the write lock (the inserts skip its foreign-key checks, so no
+        other thread may delete a split or label meanwhile) and a big cache.
+        """
+        with self._lock, self._bulk_cache():
+            yield
 
     @contextmanager
     def _bulk_cache(self) -> Iterator[None]:
