@@ -16,6 +16,7 @@ developer's machine and fail in CI (``CI`` set): ``.ci/run`` installs the
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import os
 import shutil
 import signal
@@ -27,7 +28,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-__all__ = ["BIN", "PostgresServer", "require_postgres"]
+__all__ = ["BIN", "PostgresServer", "load_sqlite_tables", "require_postgres"]
 
 #: Where Debian's ``postgresql-15`` package puts the server's programs.
 BIN = Path(os.environ.get("DSEXPORT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -137,3 +138,39 @@ class PostgresServer:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+#: The store's tables in an order that satisfies their references.
+TABLES = (
+    "datasets", "versions", "labels", "splits", "blobs", "items", "item_splits", "annotations",
+    "users", "api_keys", "revisions", "item_states", "archive_sizes",
+)
+#: Identity columns whose sequences must pass the copied values.
+_IDENTITIES = (("versions", "seq"), ("labels", "seq"), ("splits", "seq"), ("blobs", "id"), ("annotations", "seq"))
+
+
+def load_sqlite_tables(sqlite_file: Path, pg_url: str) -> None:
+    """Copy every row of a SQLite store into a freshly created PostgreSQL store, column by column.
+
+    The test's own copy, independent of the product's code: the same ids,
+    the same creation order (SQLite's ``rowid`` of annotations becomes ``seq``),
+    so an export from either side can be compared byte for byte.
+    """
+    src = sqlite3.connect(sqlite_file)
+    try:
+        with psycopg.connect(pg_url) as dst:
+            for table in TABLES:
+                cols = [r[1] for r in src.execute(f"PRAGMA table_info({table})")]
+                select, target = list(cols), list(cols)
+                if table == "annotations":
+                    select, target = ["rowid", *cols], ["seq", *cols]
+                with dst.cursor().copy(f"COPY {table} ({', '.join(target)}) FROM STDIN") as copy:
+                    for row in src.execute(f"SELECT {', '.join(select)} FROM {table}"):
+                        copy.write_row(row)
+            for table, column in _IDENTITIES:
+                dst.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), coalesce(max({column}), 0) + 1,"
+                    f" false) FROM {table}"
+                )
+    finally:
+        src.close()
