@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw
 
 from engine.errors import InvalidInput
 from engine.model import ContentType
-from engine.store import NewItem, Store
+from engine.store import MetadataStore, NewItem
 from formats import natural_format
 from formats.coordinates import Span, format_span
 
@@ -52,7 +52,7 @@ def demo_names() -> list[str]:
 
 
 def create_demo(
-    store: Store, *, items: int = 40, seed: int = 0, force: bool = False, progress: DemoProgress | None = None
+    store: MetadataStore, *, items: int = 40, seed: int = 0, force: bool = False, progress: DemoProgress | None = None
 ) -> list[DemoDataset]:
     """Create the five demo datasets with ``items`` items each; deterministic for a seed.
 
@@ -66,7 +66,7 @@ def create_demo(
     present = [name for name in demo_names() if name in existing]
     if present and not force:
         raise InvalidInput(
-            f"the store at {store.root} already has the demo datasets {', '.join(present)}; "
+            f"the store already has the demo datasets {', '.join(present)}; "
             "`dsexport demo --force` adds another set (same names, new ids)"
         )
     made = []
@@ -133,7 +133,7 @@ def _pet(rng: random.Random, kind: str) -> Image.Image:
     return image
 
 
-def _pets(store: Store, name: str, n: int, rng: random.Random) -> _Made:
+def _pets(store: MetadataStore, name: str, n: int, rng: random.Random) -> _Made:
     """Image classification: cats and dogs, single-label; every 7th unlabelled, every 5th unnamed."""
     ds = store.create_dataset(name, ContentType.IMAGES, default_splits=True, description="Cats and dogs, drawn.")
     version = ds.versions[0]
@@ -153,7 +153,7 @@ def _pets(store: Store, name: str, n: int, rng: random.Random) -> _Made:
     return ds.id or "", version.id or "", rows()
 
 
-def _shapes(store: Store, name: str, n: int, rng: random.Random) -> _Made:
+def _shapes(store: MetadataStore, name: str, n: int, rng: random.Random) -> _Made:
     """Object detection: 0..3 shapes per image, each box exactly where it is drawn."""
     ds = store.create_dataset(name, ContentType.IMAGES, default_splits=True, description="Shapes with boxes.")
     version = ds.versions[0]
@@ -196,7 +196,7 @@ _PARTS = ["plot", "soundtrack", "cast", "ending", "dialogue", "camera work"]
 _ASIDES = ["I watched it at the café.", "My naïve cousin disagreed.", "Seen twice.", "", "Déjà vu, in places."]
 
 
-def _reviews(store: Store, name: str, n: int, rng: random.Random) -> _Made:
+def _reviews(store: MetadataStore, name: str, n: int, rng: random.Random) -> _Made:
     """Text classification: pos/neg reviews in train and test; unlabelled ones in unsup."""
     ds = store.create_dataset(name, ContentType.TEXT, description="Film reviews.")
     version_id = ds.versions[0].id or ""
@@ -224,7 +224,7 @@ _IRIS = {  # class: mean of sepal length, sepal width, petal length, petal width
 _IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 
 
-def _iris(store: Store, name: str, n: int, rng: random.Random) -> _Made:
+def _iris(store: MetadataStore, name: str, n: int, rng: random.Random) -> _Made:
     """Tabular: rows as ``item.text`` joined by the config's separator, class as a label."""
     ds = store.create_dataset(name, ContentType.TABULAR, description="Flower measurements, made up.")
     version_id = ds.versions[0].id or ""
@@ -258,7 +258,7 @@ _TEMPLATES = [
 ]
 
 
-def _news(store: Store, name: str, n: int, rng: random.Random) -> _Made:
+def _news(store: MetadataStore, name: str, n: int, rng: random.Random) -> _Made:
     """Named entities: sentences with PERSON/ORG/LOC spans in character offsets."""
     ds = store.create_dataset(name, ContentType.NER, description="Invented news sentences.")
     version_id = ds.versions[0].id or ""
@@ -293,7 +293,7 @@ def _split_of(i: int, weights: tuple[int, ...]) -> int:
 
 
 _Made = tuple[str, str, Iterator[NewItem]]  # dataset id, version id, its items (drawn lazily, in order)
-_Builder = Callable[[Store, str, int, random.Random], _Made]
+_Builder = Callable[[MetadataStore, str, int, random.Random], _Made]
 _DATASETS: list[tuple[str, ContentType, str, _Builder]] = [
     ("pets", ContentType.IMAGES, natural_format(ContentType.IMAGES.value), _pets),
     ("reviews", ContentType.TEXT, natural_format(ContentType.TEXT.value), _reviews),

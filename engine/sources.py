@@ -15,7 +15,6 @@ import os
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import aclosing
-from pathlib import Path
 from typing import Protocol
 
 import anyio
@@ -24,7 +23,7 @@ import msgspec
 
 from engine.errors import MissingBlob
 from engine.model import Dataset, DatasetSplit, DatasetVersion, Label
-from engine.store import PageContent, StoreReader
+from engine.store import MetadataReader, PageContent, StoreAddress
 from engine.turns import CpuTurns, in_turn
 from formats.base import ExportItem
 
@@ -77,7 +76,7 @@ class Source(Protocol):
 
 
 def resolve_plan(
-    reader: StoreReader, dataset_id: str, version_id: str, split: str | None, *, count_up_to: int | None = None
+    reader: MetadataReader, dataset_id: str, version_id: str, split: str | None, *, count_up_to: int | None = None
 ) -> ExportPlan:
     """The target of one export (``split`` by name or id), read through ``reader``.
 
@@ -101,7 +100,7 @@ def resolve_plan(
 
 
 async def store_pages(
-    reader: StoreReader,
+    reader: MetadataReader,
     plan: ExportPlan,
     content: PageContent,
     *,
@@ -169,7 +168,7 @@ class ReaderSource:
     (see :func:`resolve_plan`): only progress bars use it.
     """
 
-    def __init__(self, reader: StoreReader, *, page_size: int = 512, cpu: CpuTurns | None = None) -> None:
+    def __init__(self, reader: MetadataReader, *, page_size: int = 512, cpu: CpuTurns | None = None) -> None:
         self._reader = reader
         self._page_size = page_size
         self._cpu = cpu
@@ -196,25 +195,26 @@ class ReaderSource:
 
 
 class StoreSource:
-    """Exports from the embedded store at ``root``, through a read-only connection of its own.
+    """Exports from the store at ``address`` (a ``StoreAddress``, or a folder path), through a reader of its own.
 
-    SQLite reads run in worker threads, one at a time per export, so the
-    event loop stays free for the fetch window and the sink. The connection
-    is opened on first use and closed by :meth:`aclose`.
+    Store reads run in worker threads, one at a time per export, so the
+    event loop stays free for the fetch window and the sink. The reader is
+    opened on first use and closed by :meth:`aclose`.
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, page_size: int = 512, cpu: CpuTurns | None = None) -> None:
-        self._root = Path(root)
+    def __init__(
+        self, address: StoreAddress | str | os.PathLike[str], *, page_size: int = 512, cpu: CpuTurns | None = None
+    ) -> None:
+        self._address = StoreAddress.of(address)
         self._page_size = page_size
-        self._store: StoreReader | None = None
+        self._store: MetadataReader | None = None
         #: Page reads take a turn of these (shared with the writers of concurrent exports).
         self._cpu = cpu
 
-    async def _open(self) -> StoreReader:
-        """A read-only connection: every page of the export sees one snapshot."""
+    async def _open(self) -> MetadataReader:
+        """A read-only reader: every page of the export sees one snapshot."""
         if self._store is None:
-
-            self._store = await anyio.to_thread.run_sync(StoreReader.open, self._root)
+            self._store = await anyio.to_thread.run_sync(self._address.reader)
         return self._store
 
     async def plan(self, dataset_id: str, version_id: str, split: str | None) -> ExportPlan:

@@ -12,6 +12,7 @@ def dsexport(*args: str, cwd: Path | None = None, env_store: Path | None = None)
 
     env = dict(os.environ)
     env.pop("DSEXPORT_STORE", None)
+    env.pop("DSEXPORT_BLOBS", None)
     if env_store is not None:
         env["DSEXPORT_STORE"] = str(env_store)
     return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, cwd=cwd, env=env, timeout=120)

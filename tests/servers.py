@@ -26,17 +26,30 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, store: Path, worker: str = "trio") -> None:
+    """``dsexport serve`` over ``store`` (a folder or a metadata URL; ``blobs``: its ``--blobs``).
+
+    ``workdir`` holds the server's log and is its working folder (default: the store folder's parent);
+    ``env`` adds to the environment it runs in.
+    """
+
+    def __init__(
+        self, store: Path | str, worker: str = "trio", *, blobs: str | None = None,
+        env: dict[str, str] | None = None, workdir: Path | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}/api/v1/"
-        self.log = store.parent / f"server-{self.port}.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        workdir = workdir if workdir is not None else Path(store).parent
+        self.log = workdir / f"server-{self.port}.log"
+        environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+        environment.pop("DSEXPORT_BLOBS", None)  # where content lives is the test's to say
+        environment.update(env or {})
         self._log_file = open(self.log, "wb")
+        blob_args = ["--blobs", blobs] if blobs is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "--store", str(store), "--bind", f"127.0.0.1:{self.port}",
-             "--worker", worker],
-            env=env, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=store.parent,
+            [sys.executable, "-m", "engine", "serve", "--store", str(store), *blob_args,
+             "--bind", f"127.0.0.1:{self.port}", "--worker", worker],
+            env=environment, stdout=self._log_file, stderr=subprocess.STDOUT, cwd=workdir,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

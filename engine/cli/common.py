@@ -13,12 +13,10 @@ written into the help text: Typer reads help text as Rich markup, where
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import Enum
-from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import msgspec
@@ -27,22 +25,23 @@ from rich.console import Console
 
 from engine.cli.signals import stopped_by
 from engine.errors import DsexportError
-from engine.store import Store
+from engine.store import MetadataStore, StoreAddress
 from formats import FORMATS
 
 __all__ = [
     "ApiKeyOption",
     "BackendChoice",
+    "BlobsOption",
     "FormatChoice",
     "JsonOption",
     "ProgressOption",
     "StoreOption",
     "TimeoutOption",
-    "default_store",
     "err",
     "open_store",
     "out_console",
     "report_retries",
+    "store_address",
     "user_errors",
     "write_json",
 ]
@@ -70,18 +69,33 @@ class BackendChoice(str, Enum):
     asyncio = "asyncio"
 
 
-def default_store() -> Path:
-    """The store a command uses without ``--store``: ``$DSEXPORT_STORE``, else ``./dsexport-data``."""
-    return Path(os.environ.get("DSEXPORT_STORE", "dsexport-data"))
+def store_address(store: str | None, blobs: str | None) -> StoreAddress:
+    """The store ``--store`` and ``--blobs`` name (else ``$DSEXPORT_STORE``/``$DSEXPORT_BLOBS``, else ``./dsexport-data``)."""
+    return StoreAddress.from_options(store, blobs)
 
 
-def open_store(store: Path | None, *, create: bool) -> Store:
-    """The store at ``--store`` (or the default one); ``create=False`` refuses a missing store."""
-    return Store.open(store or default_store(), create=create)
+def open_store(store: str | None, blobs: str | None, *, create: bool) -> MetadataStore:
+    """The store at ``--store``/``--blobs`` (or the default one); ``create=False`` refuses a missing store."""
+    return store_address(store, blobs).open(create=create)
 
 
 StoreOption = Annotated[
-    Path, typer.Option("--store", help="Store folder.", show_default="$DSEXPORT_STORE or ./dsexport-data")
+    Optional[str],
+    typer.Option(
+        "--store",
+        metavar="DIR|URL",
+        help="The store: a folder (SQLite metadata, content in its blobs/ folder) or a metadata URL.",
+        show_default="$DSEXPORT_STORE or ./dsexport-data",
+    ),
+]
+BlobsOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--blobs",
+        metavar="DIR|URL",
+        help="Where the store's content lives, if not in the store's own folder.",
+        show_default="$DSEXPORT_BLOBS or the store's blobs/ folder",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 ApiKeyOption = Annotated[Optional[str], typer.Option("--apikey", help="API key.", show_default="$DSEXPORT_API_KEY")]

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from engine.cli.common import JsonOption, StoreOption, default_store, err, open_store, out_console, user_errors, write_json
+from engine.cli.common import (
+    BlobsOption,
+    JsonOption,
+    StoreOption,
+    err,
+    open_store,
+    out_console,
+    store_address,
+    user_errors,
+    write_json,
+)
 from engine.cli.progress import progress_bar
 from engine.cli.tables import IdRow, ids_table
 from engine.errors import NotFound
-from engine.store import Store
+from engine.store import MetadataStore
 
 if TYPE_CHECKING:
     from engine.demo import DemoDataset
@@ -20,14 +29,15 @@ __all__ = ["datasets", "demo", "init"]
 
 
 def demo(
-    store: StoreOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
+    blobs: BlobsOption = None,
     items: Annotated[int, typer.Option(min=1, help="Items per dataset.")] = 40,
     seed: Annotated[int, typer.Option(help="Seed of the generated content.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Add another set to a store that has the demo datasets.")] = False,
     json: JsonOption = False,
 ) -> None:
     """Create one demo dataset of each kind (and the store, if absent) and print their ids."""
-    with user_errors(), open_store(store, create=True) as opened:
+    with user_errors(), open_store(store, blobs, create=True) as opened:
         made = _make_demo(opened, items=items, seed=seed, force=force, show_progress=err.is_terminal)
     if json:
         write_json(made)
@@ -37,7 +47,7 @@ def demo(
     out.print(ids_table(out, ["content", "format"], [], rows))
 
 
-def _make_demo(store: Store, *, items: int, seed: int, force: bool, show_progress: bool) -> list[DemoDataset]:
+def _make_demo(store: MetadataStore, *, items: int, seed: int, force: bool, show_progress: bool) -> list[DemoDataset]:
     """The demo datasets, with a bar (items made, rate, ETA) if asked: a large --items takes minutes."""
     from engine.demo import create_demo, demo_names
 
@@ -52,22 +62,25 @@ def _make_demo(store: Store, *, items: int, seed: int, force: bool, show_progres
         return create_demo(store, items=items, seed=seed, force=force, progress=on_progress)
 
 
-def init(store: StoreOption = None) -> None:  # type: ignore[assignment]
-    """Create an empty store (for `serve`, `user create` and `import`); `demo` creates one with data."""
-    root: Path = store or default_store()
+def init(store: StoreOption = None, blobs: BlobsOption = None) -> None:
+    """Create an empty store (for `serve`, `user create` and `import`); `demo` creates one with data.
+
+    On a store of an older schema, migrate it.
+    """
+    address = store_address(store, blobs)
     with user_errors():
         try:
-            Store.open(root, create=False).close()
+            address.open(create=False).close()
         except NotFound:
-            Store.open(root, create=True).close()
-            err.print(f"created an empty store at {root}", highlight=False)
+            address.open(create=True).close()
+            err.print(f"created an empty store at {address.display()}", highlight=False)
         else:
-            err.print(f"a store exists at {root} already; left as it is", highlight=False)
+            err.print(f"a store exists at {address.display()} already; left as it is", highlight=False)
 
 
-def datasets(store: StoreOption = None, json: JsonOption = False) -> None:  # type: ignore[assignment]
+def datasets(store: StoreOption = None, blobs: BlobsOption = None, json: JsonOption = False) -> None:
     """List datasets, their versions, splits and item counts."""
-    with user_errors(), open_store(store, create=False) as opened:
+    with user_errors(), open_store(store, blobs, create=False) as opened:
         rows = [
             {
                 "dataset_id": ds.id,

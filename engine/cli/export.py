@@ -17,16 +17,16 @@ from typer.core import TyperCommand
 from engine.cli.common import (
     ApiKeyOption,
     BackendChoice,
+    BlobsOption,
     FormatChoice,
     JsonOption,
     ProgressOption,
     StoreOption,
     TimeoutOption,
-    default_store,
     err,
-    open_store,
     out_console,
     report_retries,
+    store_address,
     user_errors,
     write_json,
 )
@@ -114,7 +114,8 @@ def export(
     dataset_id: Annotated[str, typer.Argument(help="Dataset id.")],
     version_id: Annotated[str, typer.Argument(help="Version id.")],
     format: Annotated[FormatChoice, typer.Option("--format", "-f", help="Export format.")],
-    store: StoreOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
+    blobs: BlobsOption = None,
     split: Annotated[Optional[str], typer.Option(help="Only this split (name or id).")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Archive path, or - for stdout.")] = "dataset.zip",
     backend: Annotated[BackendChoice, typer.Option(help="Async backend.")] = BackendChoice.trio,
@@ -149,15 +150,15 @@ def export(
         err.print("[bold red]error:[/] --shards and --parts-dir belong to a --ray export", highlight=False)
         raise typer.Exit(2)
     with user_errors():
-        if from_url and store is not None:
-            raise InvalidInput("give --store (export from a store) or --from (from an API), not both")
+        if from_url and (store is not None or blobs is not None):
+            raise InvalidInput("give --store/--blobs (export from a store) or --from (from an API), not both")
         make_source: Callable[[], Source]  # picklable (a partial): Ray ships it to its workers
         if from_url:
             report_retries()
             url, key = credentials(from_url, apikey)
             make_source = partial(http_source, url, key, timeout=timeout, max_connections=concurrency)
         else:
-            make_source = partial(StoreSource, store or default_store())
+            make_source = partial(StoreSource, store_address(store, blobs))
         if ray is not None:
             from engine.scaleout.command import export_on_ray
 
@@ -181,7 +182,8 @@ def export(
 
 
 def export_all(
-    store: StoreOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
+    blobs: BlobsOption = None,
     out: Annotated[Path, typer.Option(help="Folder for the archives.")] = Path("out"),
     backend: Annotated[BackendChoice, typer.Option(help="Async backend.")] = BackendChoice.trio,
     json: JsonOption = False,
@@ -191,10 +193,10 @@ def export_all(
     Images and text: folders (yolo when the images have boxes); tabular:
     csv; named entities: spacy-ner.
     """
-    store_path = store or default_store()
+    address = store_address(store, blobs)
     results: list[ExportResult] = []
     with user_errors():
-        with open_store(store_path, create=False) as opened:
+        with address.open(create=False) as opened:
             targets = [
                 (ds, v, natural_format(ds.content_type, has_boxes=opened.has_boxes(v.id or "")))
                 for ds in opened.list_datasets()
@@ -205,7 +207,7 @@ def export_all(
             target = out / f"{ds.name or ds.id}-{v.id}-{fmt}.zip"
             options = ExportOptions(format=fmt)
             results.append(
-                _export_one(lambda: StoreSource(store_path), ds.id or "", v.id or "", str(target), options, backend.value, False)
+                _export_one(lambda: StoreSource(address), ds.id or "", v.id or "", str(target), options, backend.value, False)
             )
     names = {ds.id: ds.name for ds, _, _ in targets}
     if json:

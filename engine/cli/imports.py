@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.common import FormatChoice, StoreOption, err, open_store, user_errors
+from engine.cli.common import BlobsOption, FormatChoice, StoreOption, err, open_store, user_errors
 
 __all__ = ["import_"]
 
@@ -17,7 +17,8 @@ def import_(
     version_id: Annotated[str, typer.Argument(help="Version id.")],
     file: Annotated[Path, typer.Argument(help="The ZIP archive to import.")],
     format: Annotated[FormatChoice, typer.Option("--format", "-f", help="The archive's format.")],
-    store: StoreOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
+    blobs: BlobsOption = None,
 ) -> None:
     """Import an exported ZIP into a version: all of it, or nothing (exit 2 with the reason).
 
@@ -27,7 +28,7 @@ def import_(
     """
     from engine.importer import import_archive
 
-    with user_errors(), open_store(store, create=False) as opened:
+    with user_errors(), open_store(store, blobs, create=False) as opened:
         opened.get_version(dataset_id, version_id)
         counts = import_archive(opened, version_id, file, format.value)
     err.print(

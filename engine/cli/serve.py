@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli.common import StoreOption, default_store, user_errors
-from engine.store import Store
+from engine.cli.common import BlobsOption, StoreOption, store_address, user_errors
 
 __all__ = ["serve"]
 
@@ -19,7 +18,8 @@ class WorkerChoice(str, Enum):
 
 
 def serve(
-    store: StoreOption = None,  # type: ignore[assignment]
+    store: StoreOption = None,
+    blobs: BlobsOption = None,
     bind: Annotated[str, typer.Option(help="HOST:PORT to listen on.")] = "127.0.0.1:8000",
     worker: Annotated[WorkerChoice, typer.Option(help="Hypercorn worker: trio, or asyncio on uvloop.")] = WorkerChoice.trio,
 ) -> None:
@@ -31,7 +31,7 @@ def serve(
     """
     from engine.server.serve import serve as run  # Starlette and Hypercorn load only when serving
 
-    root = store or default_store()
+    address = store_address(store, blobs)
     with user_errors():
-        Store.open(root, create=False).close()  # refuse a mistyped --store rather than serve a new, empty one
-        run(root, bind, worker.value)
+        address.open(create=False).close()  # refuse a mistyped --store rather than serve a new, empty one
+        run(address, bind, worker.value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import asynccontextmanager
-from pathlib import Path
+import os
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -24,7 +24,7 @@ from engine.server import API_PREFIX, docs
 from engine.server.bodies import ErrorReply
 from engine.server.routes import api_routes, top_level_routes
 from engine.server.state import AppState
-from engine.store import VersionConflict
+from engine.store import StoreAddress, VersionConflict
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -120,9 +120,9 @@ class LoggedStarlette(Starlette):
         return AccessLog(super().build_middleware_stack())
 
 
-def create_app(store_root: str | Path) -> Starlette:
-    """The app over the store at ``store_root`` (created if absent)."""
-    service = AppState(Path(store_root))
+def create_app(store: StoreAddress | str | os.PathLike[str]) -> Starlette:
+    """The app over ``store`` (a ``StoreAddress``, or a folder path; created if absent)."""
+    service = AppState(StoreAddress.of(store))
 
     @asynccontextmanager
     async def lifespan(app: Starlette):

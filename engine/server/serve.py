@@ -17,9 +17,9 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from engine.errors import InvalidInput, choices_hint
+from engine.store.address import StoreAddress
 
 __all__ = ["WORKERS", "serve"]
 
@@ -76,8 +76,9 @@ def _check_bind(config) -> None:
         sock.close()
 
 
-def serve(root: str | Path, bind: str = "127.0.0.1:8000", worker: str = "trio") -> None:
-    """Serve the store at ``root`` on ``bind`` until SIGINT/SIGTERM."""
+def serve(store: StoreAddress | str | os.PathLike[str], bind: str = "127.0.0.1:8000", worker: str = "trio") -> None:
+    """Serve ``store`` (a ``StoreAddress``, or a folder path) on ``bind`` until SIGINT/SIGTERM."""
+    address = StoreAddress.of(store)
     if worker not in WORKERS:
         raise InvalidInput(f"unknown worker {worker!r}; valid: {choices_hint(WORKERS)}")
     logging.basicConfig(
@@ -85,10 +86,10 @@ def serve(root: str | Path, bind: str = "127.0.0.1:8000", worker: str = "trio") 
     )
     from engine.server.app import create_app
 
-    app = create_app(root)
+    app = create_app(address)
     config = _config(bind)
     _check_bind(config)
-    logging.getLogger("dsexport.http").info("serving %s on http://%s (worker %s)", root, bind, worker)
+    logging.getLogger("dsexport.http").info("serving %s on http://%s (worker %s)", address.display(), bind, worker)
     if worker == "trio":
         import trio
         from hypercorn.trio import serve as hypercorn_serve

@@ -8,20 +8,18 @@ by an export that has not reached the store yet (its write may queue behind
 an import for the write lock), so the next download of the same ETag, which
 may start as soon as the last byte left, already knows it.
 
-Store calls run in worker threads, each on its own SQLite connection
-(``engine.store.sqlite.db``): reads run beside writes and never wait for them;
-write transactions queue on the store's write lock.
+Store calls run in worker threads (the SQLite back end gives each thread its
+own connection, ``engine.store.sqlite.db``): reads run beside writes and never
+wait for them; write transactions queue on the store's write lock.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import anyio.to_thread
 from starlette.requests import Request
 
-from engine.store import Store
+from engine.store import StoreAddress
 from engine.turns import CpuTurns
 
 __all__ = ["EXPORT_TURNS", "AppState", "app_state"]
@@ -34,9 +32,9 @@ EXPORT_TURNS = int(os.environ.get("DSEXPORT_EXPORT_TURNS", "1"))
 class AppState:
     """The store of the app and what concurrent exports share."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.store = Store.open(self.root, create=True)
+    def __init__(self, address: StoreAddress) -> None:
+        self.address = address
+        self.store = address.open(create=True)
         #: Concurrent exports take turns at the interpreter (``engine.turns``).
         self.cpu = CpuTurns(EXPORT_TURNS)
         #: ETag -> size learnt by a finished export, until the store has it (event loop only).

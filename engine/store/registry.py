@@ -11,7 +11,11 @@ A store URL names its metadata back end; a blob URL its blob back end:
 
 Adding a back end is one module that implements ``engine.store.api``, one
 line in :data:`METADATA` or :data:`BLOBS`, and a subclass of the contract
-suite in ``engine.store.testing``. An unknown scheme, or one whose optional
+suite in ``engine.store.testing``. A back end class is handed the whole URL
+(scheme included): a metadata class provides ``open_url(url, *, create,
+files)`` (the writer) and ``open_reader_url(url, *, files)`` (a read-only
+reader), where ``files`` is the blob store for its large content or None for
+its own default; a blob class provides ``from_url(url)``. An unknown scheme, or one whose optional
 dependency is missing, is an ``InvalidInput`` that says what to install.
 """
 
@@ -19,13 +23,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from engine.errors import InvalidInput
-from engine.store.api import BlobStore
+from engine.store.api import BlobStore, MetadataReader
 
-__all__ = ["BLOBS", "METADATA", "Backend", "open_blobs", "open_store"]
+__all__ = ["BLOBS", "METADATA", "Backend", "open_blobs", "open_reader", "open_store", "split_url"]
 
 
 class Backend(NamedTuple):
@@ -51,7 +54,7 @@ BLOBS: dict[str, Backend] = {
 }
 
 
-def _split(url: str | os.PathLike[str]) -> tuple[str, str]:
+def split_url(url: str | os.PathLike[str]) -> tuple[str, str]:
     """(scheme, rest); a path (also a Windows drive letter) has the scheme ""."""
     text = os.fspath(url)
     scheme, colon, rest = text.partition(":")
@@ -75,13 +78,19 @@ def _load(table: dict[str, Backend], kind: str, scheme: str) -> Any:
 
 def open_blobs(url: str | os.PathLike[str]) -> BlobStore:
     """The blob back end ``url`` names (a folder path, ``file:PATH`` or ``memory:``)."""
-    scheme, rest = _split(url)
-    cls = _load(BLOBS, "blob", scheme)
-    return cls() if scheme == "memory" else cls(Path(rest))
+    scheme, _ = split_url(url)
+    return _load(BLOBS, "blob", scheme).from_url(os.fspath(url))
 
 
 def open_store(url: str | os.PathLike[str], *, create: bool = True, blobs: str | None = None) -> Any:
-    """The metadata store ``url`` names, with its large blobs in ``blobs`` (default: the back end's own)."""
-    scheme, rest = _split(url)
+    """The metadata store ``url`` names (the writer), with its large blobs in ``blobs`` (default: the back end's own)."""
+    scheme, _ = split_url(url)
     cls = _load(METADATA, "store", scheme)
-    return cls.open(Path(rest), create=create, files=None if blobs is None else open_blobs(blobs))
+    return cls.open_url(os.fspath(url), create=create, files=None if blobs is None else open_blobs(blobs))
+
+
+def open_reader(url: str | os.PathLike[str], *, blobs: str | None = None) -> MetadataReader:
+    """A read-only reader of the store ``url`` names; it never creates or migrates the store."""
+    scheme, _ = split_url(url)
+    cls = _load(METADATA, "store", scheme)
+    return cls.open_reader_url(os.fspath(url), files=None if blobs is None else open_blobs(blobs))

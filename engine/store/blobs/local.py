@@ -76,6 +76,13 @@ class LocalBlobs:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
+    @classmethod
+    def from_url(cls, url: str) -> LocalBlobs:
+        """The folder a registry URL names: a plain path, or ``file:PATH``."""
+        from engine.store.registry import split_url
+
+        return cls(split_url(url)[1])
+
     def path_for(self, sha256: str) -> Path:
         """Where the file of a blob lives."""
         return self.root / sha256[:2] / sha256[2:4] / sha256

@@ -7,6 +7,7 @@ before one dict assignment, so readers see a blob wholly or not at all.
 from __future__ import annotations
 
 import hashlib
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from engine.store.api import BlobRef
 __all__ = ["MemoryBlob", "MemoryBlobs"]
 
 _CHUNK = 1024 * 1024
+
+
+_NAMED: dict[str, MemoryBlobs] = {}
+_NAMED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,19 @@ class MemoryBlobs:
 
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryBlobs:
+        """``memory:`` is a new, empty store; ``memory:NAME`` the one of that name in this process.
+
+        A name lets a writer and a reader opened separately (a store and an
+        export's reader) see the same content.
+        """
+        name = url.partition(":")[2].removeprefix("//")
+        if not name:
+            return cls()
+        with _NAMED_LOCK:
+            return _NAMED.setdefault(name, cls())
 
     def put(self, chunks: Iterable[bytes]) -> BlobRef:
         data = b"".join(chunks)

@@ -39,6 +39,13 @@ __all__ = ["DB_NAME", "Store", "StoreReader"]
 DB_NAME = "store.sqlite3"
 
 
+def _folder(url: str) -> Path:
+    """The store folder of a registry URL: a plain path, or ``sqlite:PATH``."""
+    from engine.store.registry import split_url
+
+    return Path(split_url(url)[1])
+
+
 def _no_store(root: Path) -> NotFound:
     return NotFound(
         f"no store at {root}; create one with `dsexport init --store {root}` (empty)"
@@ -86,6 +93,11 @@ class StoreReader(ItemReads, PageReads):
             db.close()
             raise
         return cls(db, root, snapshots=True, files=files)
+
+    @classmethod
+    def open_reader_url(cls, url: str, *, files: BlobStore | None = None) -> StoreReader:
+        """A reader of the store a registry URL names (a folder path or ``sqlite:PATH``)."""
+        return StoreReader.open(_folder(url), files=files)
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -149,6 +161,11 @@ class Store(StoreReader, CatalogWrites, ItemWrites, BulkWrites, AccountWrites, S
             store.close()
             raise
         return store
+
+    @classmethod
+    def open_url(cls, url: str, *, create: bool = True, files: BlobStore | None = None) -> Store:
+        """The writer of the store a registry URL names (a folder path or ``sqlite:PATH``)."""
+        return cls.open(_folder(url), create=create, files=files)
 
     def reader(self) -> StoreReader:
         """A separate read-only connection; its iter_pages reads one consistent snapshot."""
