@@ -119,7 +119,7 @@ def test_a_wrong_password_names_the_server_and_never_the_password(postgres, tmp_
     with pytest.raises(RemoteError) as caught:
         _open(bad, tmp_path)
     message = str(caught.value)
-    assert f"{user}@127.0.0.1:{postgres.port}/postgres" in message and "password authentication failed" in message
+    assert f"{user}:***@127.0.0.1:{postgres.port}/postgres" in message and "password authentication failed" in message
     assert "wrong-secret" not in message and "right-password" not in message
     with psycopg.connect(good) as conn:  # the right one gets in
         assert conn.execute("SELECT current_user").fetchone() == (user,)

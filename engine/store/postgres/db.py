@@ -25,12 +25,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
 from engine.errors import InvalidInput, RemoteError
+from engine.store.address import StoreAddress
 from engine.store.sqlite.db import SqliteReads, SqliteWrites
 
 __all__ = ["PgConnection", "PgReads", "PgWrites", "display_url", "store_error", "to_postgres"]
@@ -54,15 +54,8 @@ def to_postgres(sql: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """``url`` with its password masked (for messages and logs), as every store address shows itself."""
+    return StoreAddress(url).display()
 
 
 def store_error(exc: psycopg.Error, where: str) -> Exception:
