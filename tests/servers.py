@@ -75,8 +75,11 @@ class Server:
         return self.proc.returncode
 
 
-def make_user(store: Path, name: str, password: str = "pw") -> str:
-    with Store.open(store, create=True) as opened:
+def make_user(store: Path | str, name: str, password: str = "pw", *, blobs: str | None = None) -> str:
+    """A user of the store (a folder, or a metadata URL with ``blobs``) and its API key."""
+    from engine.store.address import StoreAddress
+
+    with StoreAddress(str(store), blobs).open(create=True) as opened:
         return opened.create_user(name, password)[1]
 
 

@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.errors import DsexportError, InvalidInput, NotFound
+from engine.errors import DsexportError, InvalidInput, NotFound, RemoteError
 from engine.server import API_PREFIX, docs
 from engine.server.bodies import ErrorReply
 from engine.server.routes import api_routes, top_level_routes
@@ -43,6 +43,8 @@ async def _product_error(request: Request, exc: Exception) -> ErrorReply:
         return ErrorReply({"message": str(exc)}, 404)
     if isinstance(exc, InvalidInput):
         return ErrorReply({"message": str(exc)}, 400)
+    if isinstance(exc, RemoteError):  # the store's database is down or unreachable: try again later
+        return ErrorReply({"message": str(exc)}, 503)
     return ErrorReply({"message": str(exc)}, 500)
 
 

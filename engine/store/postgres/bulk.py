@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from engine.store.postgres.db import PgConnection, PgWrites, _reason
+from engine.store.postgres.db import PgConnection, PgWrites, server_reason
 from engine.store.sqlite.bulk import ITEM_ROW, BulkWrites, ItemBatch
 from engine.store.sqlite.rows import ANN_COLS
 
@@ -43,7 +43,7 @@ class PgBulkWrites(BulkWrites, PgWrites):
                 _copy(db, "item_splits (split_id, item_id)", batch.members)
                 _copy(db, f"annotations (version_id, {ANN_COLS})", batch.anns)
             except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
-                raise batch.rejected(_reason(exc)) from exc
+                raise batch.rejected(server_reason(exc)) from exc
             self._bump(version_id)
 
 

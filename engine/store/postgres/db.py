@@ -33,7 +33,9 @@ from engine.errors import InvalidInput, RemoteError
 from engine.store.address import StoreAddress
 from engine.store.sqlite.db import SqliteReads, SqliteWrites
 
-__all__ = ["PgConnection", "PgReads", "PgWrites", "display_url", "store_error", "to_postgres"]
+__all__ = [
+    "PgConnection", "PgReads", "PgWrites", "ThreadTransaction", "display_url", "mapped_errors", "server_reason", "to_postgres",
+]
 
 _ROWID = re.compile(r"\browid\b")
 
@@ -58,18 +60,22 @@ def display_url(url: str) -> str:
     return StoreAddress(url).display()
 
 
-def store_error(exc: psycopg.Error, where: str) -> Exception:
-    """Our error for a driver error: the server gone or refusing us is a ``RemoteError`` naming it.
+@contextmanager
+def mapped_errors(where: str) -> Iterator[None]:
+    """Driver errors as ours: the server gone or refusing us is a ``RemoteError`` naming it (never
+    the password); a row the server rejects (a constraint, a NUL in a text) is ``InvalidInput``.
 
-    Anything else the server rejects (a constraint, a NUL in a text) is the caller's bad input.
+    Anything else (a query of ours the server cannot run) is a bug and propagates as it is.
     """
-    reason = _reason(exc)
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return RemoteError(f"the PostgreSQL store at {where} failed: {reason}")
-    return InvalidInput(f"the PostgreSQL store at {where} refused the change: {reason}")
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise RemoteError(f"the PostgreSQL store at {where} failed: {server_reason(exc)}") from exc
+    except (psycopg.IntegrityError, psycopg.DataError) as exc:
+        raise InvalidInput(f"the PostgreSQL store at {where} refused the change: {server_reason(exc)}") from exc
 
 
-def _reason(exc: psycopg.Error) -> str:
+def server_reason(exc: psycopg.Error) -> str:
     """The server's own words (primary message and detail), else the driver's first line."""
     diag = exc.diag
     if diag.message_primary:
@@ -114,15 +120,13 @@ class PgConnection:
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
-        try:
+        with mapped_errors(self.where):
             if self.conn is not None:
                 yield self.conn
             else:
                 assert self._pool is not None
                 with self._pool.connection() as conn:
                     yield conn
-        except psycopg.Error as exc:
-            raise store_error(exc, self.where) from exc
 
     def execute(self, sql: str, args: Sequence[Any] = ()) -> _Result:
         with self._connection() as conn:
@@ -170,7 +174,7 @@ class PgReads(SqliteReads):
                         raise  # a broken connection has no snapshot left to end
 
 
-class _Pinned(threading.local):
+class ThreadTransaction(threading.local):
     """The calling thread's transaction: its connection and how deeply transactions are nested."""
 
     db: PgConnection | None = None
@@ -181,7 +185,7 @@ class PgWrites(PgReads, SqliteWrites):
     """Write transactions: each on one pooled connection that the calling thread keeps until it ends."""
 
     _pool: ConnectionPool
-    _pinned: _Pinned
+    _pinned: ThreadTransaction
 
     @property
     def _db(self) -> PgConnection:  # type: ignore[override]
@@ -202,20 +206,9 @@ class PgWrites(PgReads, SqliteWrites):
             finally:
                 pinned.depth -= 1
             return
-        try:
-            with self._pool.connection() as conn, conn.transaction():
-                pinned.db, pinned.depth = PgConnection(self.where, conn=conn), 1
-                try:
-                    yield pinned.db
-                finally:
-                    pinned.db, pinned.depth = None, 0
-        except psycopg.Error as exc:
-            raise store_error(exc, self.where) from exc
-
-    def _bump(self, version_id: str) -> None:
-        """Count one more change of a version (inside a write transaction): the export ETag's source."""
-        self._db.execute(
-            "INSERT INTO revisions (version_id, revision) VALUES (?, 1)"
-            " ON CONFLICT (version_id) DO UPDATE SET revision = revisions.revision + 1",
-            (version_id,),
-        )
+        with mapped_errors(self.where), self._pool.connection() as conn, conn.transaction():
+            pinned.db, pinned.depth = PgConnection(self.where, conn=conn), 1
+            try:
+                yield pinned.db
+            finally:
+                pinned.db, pinned.depth = None, 0

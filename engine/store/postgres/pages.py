@@ -14,9 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-import psycopg
-
-from engine.store.postgres.db import PgConnection, store_error, to_postgres
+from engine.store.postgres.db import PgConnection, mapped_errors, to_postgres
 from engine.store.sqlite.pages import PageReads
 
 __all__ = ["PgPageReads"]
@@ -37,12 +35,9 @@ class PgPageReads(PageReads):
         db: PgConnection = self._db  # type: ignore[assignment]
         conn = db.conn
         assert conn is not None, "pages are read inside a reader's snapshot"
-        try:
-            with conn.cursor(name=f"dsexport_pages_{next(_CURSOR_NAMES)}", binary=True) as cur:
-                cur.execute(to_postgres(sql), (key, after, limit))
-                while rows := cur.fetchmany(size):
-                    yield rows
-                    if len(rows) < size:
-                        return
-        except psycopg.Error as exc:
-            raise store_error(exc, db.where) from exc
+        with mapped_errors(db.where), conn.cursor(name=f"dsexport_pages_{next(_CURSOR_NAMES)}", binary=True) as cur:
+            cur.execute(to_postgres(sql), (key, after, limit))
+            while rows := cur.fetchmany(size):
+                yield rows
+                if len(rows) < size:
+                    return

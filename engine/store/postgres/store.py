@@ -28,7 +28,7 @@ from engine.store.api import BlobRef, BlobStore
 from engine.store.postgres import schema
 from engine.store.postgres.blob_index import PgBlobs
 from engine.store.postgres.bulk import PgBulkWrites
-from engine.store.postgres.db import PgConnection, PgReads, PgWrites, _Pinned, display_url, store_error
+from engine.store.postgres.db import PgConnection, PgReads, PgWrites, ThreadTransaction, display_url, mapped_errors
 from engine.store.postgres.pages import PgPageReads
 from engine.store.postgres.sizes import PgSizeWrites
 from engine.store.sqlite.accounts import AccountWrites
@@ -54,10 +54,8 @@ def _needs_blobs(where: str) -> InvalidInput:
 
 def _connect(url: str, where: str) -> psycopg.Connection:
     """One autocommit connection, or a ``RemoteError`` naming the server (never the password)."""
-    try:
+    with mapped_errors(where):
         return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-    except psycopg.Error as exc:
-        raise store_error(exc, where) from exc
 
 
 class PostgresReader(PgPageReads, ItemReads, PgReads):
@@ -120,7 +118,7 @@ class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, Item
         self.url = url
         self.where = self.root = display_url(url)
         self._pool = pool
-        self._pinned = _Pinned()
+        self._pinned = ThreadTransaction()
         self._files = files
         self.blobs = PgBlobs(files, lambda: self._db)
 
@@ -134,13 +132,10 @@ class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, Item
         where = display_url(url)
         if files is None:
             raise _needs_blobs(where)
-        with _connect(url, where) as conn:
-            try:
-                if not create:
-                    schema.check_exists(conn, where)
-                schema.migrate(conn, where)
-            except psycopg.Error as exc:
-                raise store_error(exc, where) from exc
+        with _connect(url, where) as conn, mapped_errors(where):
+            if not create:
+                schema.check_exists(conn, where)
+            schema.migrate(conn, where)
         pool = ConnectionPool(
             url,
             min_size=1,
@@ -167,10 +162,8 @@ class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, Item
 
     def reader(self) -> PostgresReader:
         """A reader on a pooled connection of its own (given back when it closes)."""
-        try:
+        with mapped_errors(self.where):  # PoolTimeout is an OperationalError: all busy, or the server gone
             conn = self._pool.getconn()
-        except Exception as exc:  # PoolTimeout: every connection is busy or the server is gone
-            raise store_error(psycopg.OperationalError(str(exc)), self.where) from exc
         return PostgresReader(conn, self.where, self._files, self._pool.putconn)
 
     def iter_pages(self, version_id: str, *args: Any, **kwargs: Any) -> Iterator[list[ExportItem]]:

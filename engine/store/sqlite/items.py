@@ -377,7 +377,7 @@ class ItemWrites(ItemReads, SqliteWrites):
                 "INSERT INTO item_states (item_id, version_id, id, name, user_id, state, version, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(item_id, version_id) DO UPDATE SET"
                 " name = excluded.name, state = excluded.state, user_id = excluded.user_id,"
-                " version = version + 1, updated_at = excluded.updated_at",
+                " version = item_states.version + 1, updated_at = excluded.updated_at",
                 (item_id, version_id, new_id(), name, user_id, state or "", now, now),
             )
         return self.get_state(version_id, item_id)
