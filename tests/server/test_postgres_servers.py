@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from pathlib import Path
 
@@ -85,3 +86,32 @@ def test_an_edit_through_one_changes_the_etag_both_give(pair) -> None:
     assert after_one == after_two != before
     stale = requests.get(two.base + path, headers=_auth(key, Range="bytes=10-", **{"If-Range": before}))
     assert stale.status_code == 200 and stale.headers["etag"] == after_one  # the old bytes are gone: all of the new
+
+
+def test_a_database_that_goes_away_is_a_503_naming_it_and_its_return_is_served(tmp_path: Path) -> None:
+    from postgres import BIN, PostgresServer, require_postgres
+
+    require_postgres()
+    database = PostgresServer()  # its own: stopping it would cut the session's other tests off
+    try:
+        url, blobs = database.new_database(), str(tmp_path / "content")
+        with StoreAddress(url, blobs).open(create=True) as store:
+            key = store.create_user("alice", "pw")[1]
+        srv = Server(url, blobs=blobs, workdir=tmp_path, env={"DSEXPORT_PG_POOL_WAIT": "1"})
+        try:
+            assert requests.get(srv.base + "datasets", headers=_auth(key)).status_code == 200
+            database._run(BIN / "pg_ctl", "-D", database.data, "-m", "immediate", "-w", "stop")
+            down = requests.get(srv.base + "datasets", headers=_auth(key), timeout=30)
+            assert down.status_code == 503
+            assert f"127.0.0.1:{database.port}" in down.json()["message"]
+            database.start()
+            deadline = time.monotonic() + 60  # the pool reconnects with a backoff; clients retry a 503
+            while (back := requests.get(srv.base + "datasets", headers=_auth(key), timeout=30)).status_code == 503:
+                assert time.monotonic() < deadline, back.text
+                time.sleep(0.5)
+            assert back.status_code == 200 and back.json() == []
+        finally:
+            assert srv.stop() == 0
+        assert "Traceback" not in srv.log.read_text()
+    finally:
+        database.stop()

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from engine.errors import InvalidInput, RemoteError
 from engine.store.address import StoreAddress
@@ -69,6 +69,10 @@ def mapped_errors(where: str) -> Iterator[None]:
     """
     try:
         yield
+    except PoolTimeout as exc:
+        raise RemoteError(
+            f"the PostgreSQL store at {where} failed: {server_reason(exc)} (is the database up and accepting connections?)"
+        ) from exc
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise RemoteError(f"the PostgreSQL store at {where} failed: {server_reason(exc)}") from exc
     except (psycopg.IntegrityError, psycopg.DataError) as exc:

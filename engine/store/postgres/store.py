@@ -17,6 +17,7 @@ PostgreSQL by ``engine.store.postgres.db``, with PostgreSQL's own
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -36,13 +37,28 @@ from engine.store.sqlite.catalog import CatalogWrites
 from engine.store.sqlite.items import ItemReads, ItemWrites
 from formats.base import ExportItem
 
-__all__ = ["POOL_SIZE", "PostgresReader", "PostgresStore"]
+__all__ = ["POOL_SIZE", "POOL_WAIT_VARIABLE", "PostgresReader", "PostgresStore", "pool_wait"]
 
 #: Connections a store's pool keeps at most: a server's worker threads share them, and each
 #: reader (one per running export) holds one while it lives.
 POOL_SIZE = 20
 #: Seconds to wait for a server that does not answer.
 CONNECT_TIMEOUT = 10
+#: Seconds a call waits for a pooled connection (all busy, or the database down) before it fails
+#: with a ``RemoteError`` (a server answers 503): ``$DSEXPORT_PG_POOL_WAIT``, default 10.
+POOL_WAIT_VARIABLE = "DSEXPORT_PG_POOL_WAIT"
+
+
+def pool_wait() -> float:
+    """The pool's wait (``$DSEXPORT_PG_POOL_WAIT`` seconds, default 10); InvalidInput if it is no positive number."""
+    text = os.environ.get(POOL_WAIT_VARIABLE, "10")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise InvalidInput(f"{POOL_WAIT_VARIABLE} must be a positive number of seconds, got {text!r}")
+    return seconds
 
 
 def _needs_blobs(where: str) -> InvalidInput:
@@ -141,6 +157,7 @@ class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, Item
             min_size=1,
             max_size=POOL_SIZE,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            timeout=pool_wait(),
             check=ConnectionPool.check_connection,  # a connection cut by a server restart is replaced, not handed out
             name=f"dsexport {where}",
             open=True,
