@@ -59,6 +59,28 @@ def test_a_wrong_password_exits_2_naming_the_server_not_the_password(postgres, t
     assert "not-the-one" not in err and "the-right-one" not in err and "Traceback" not in err
 
 
+def test_the_password_can_come_from_pgpassword_instead_of_the_url(postgres, tmp_path: Path) -> None:
+    import os
+    import sys
+
+    user = postgres.password_user("from-the-environment")
+    database = postgres.new_database().rsplit("/", 1)[1]
+    url = postgres.url(database, user=user)  # no password in it
+    env = {**os.environ, "PGPASSWORD": "from-the-environment"}
+    env.pop("DSEXPORT_STORE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "init", "--store", url, "--blobs", str(tmp_path / "b")],
+        capture_output=True, env=env, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    env["PGPASSWORD"] = "wrong"
+    refused = subprocess.run(
+        [sys.executable, "-m", "engine", "datasets", "--store", url, "--blobs", str(tmp_path / "b")],
+        capture_output=True, env=env, timeout=120,
+    )
+    assert refused.returncode == 2 and "password authentication failed" in refused.stderr.decode()
+
+
 def test_a_database_restarted_mid_export_fails_clearly_and_leaves_no_archive(tmp_path: Path) -> None:
     require_postgres()
     server = PostgresServer()  # its own: the restart would cut the session's other tests off
