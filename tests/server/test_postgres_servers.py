@@ -89,7 +89,7 @@ def test_an_edit_through_one_changes_the_etag_both_give(pair) -> None:
 
 
 def test_a_database_that_goes_away_is_a_503_naming_it_and_its_return_is_served(tmp_path: Path) -> None:
-    from postgres import BIN, PostgresServer, require_postgres
+    from postgres import PostgresServer, require_postgres
 
     require_postgres()
     database = PostgresServer()  # its own: stopping it would cut the session's other tests off
@@ -100,7 +100,7 @@ def test_a_database_that_goes_away_is_a_503_naming_it_and_its_return_is_served(t
         srv = Server(url, blobs=blobs, workdir=tmp_path, env={"DSEXPORT_PG_POOL_WAIT": "1"})
         try:
             assert requests.get(srv.base + "datasets", headers=_auth(key)).status_code == 200
-            database._run(BIN / "pg_ctl", "-D", database.data, "-m", "immediate", "-w", "stop")
+            database.halt()
             down = requests.get(srv.base + "datasets", headers=_auth(key), timeout=30)
             assert down.status_code == 503
             assert f"127.0.0.1:{database.port}" in down.json()["message"]

@@ -34,14 +34,29 @@ class PgBlobs(SqliteBlobs):
         return dict(self._db.execute("SELECT sha256, id FROM blobs WHERE sha256 = ANY(?)", (wanted,)).fetchall())
 
     def insert_many(self, small: dict[str, tuple[str, int, int, bytes]]) -> dict[str, int]:
-        """Record small blobs in bulk (those already there are kept) and return every one's row id."""
-        rows = list(small.values())
-        self._db.execute(
-            "INSERT INTO blobs (sha256, size, crc32, data)"
-            " SELECT * FROM unnest(?::text[], ?::bigint[], ?::bigint[], ?::bytea[]) ON CONFLICT (sha256) DO NOTHING",
-            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows]),
+        """Record small blobs in bulk (those already there are kept) and return every one's row id.
+
+        Inside a transaction: the rows are copied (binary ``COPY``) into a
+        staging table that empties itself at commit, then moved over with
+        one upsert that hands back the new rows' ids.
+        """
+        from engine.store.postgres.bulk import copy_rows
+
+        db = self._db
+        db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS blobs_incoming"
+            " (sha256 text COLLATE \"C\", size bigint, crc32 bigint, data bytea) ON COMMIT DELETE ROWS"
         )
-        return self.ids_of(small)
+        copy_rows(db, "blobs_incoming", "sha256, size, crc32, data", list(small.values()))
+        ids = dict(
+            db.execute(
+                "INSERT INTO blobs (sha256, size, crc32, data) SELECT sha256, size, crc32, data FROM blobs_incoming"
+                " ON CONFLICT (sha256) DO NOTHING RETURNING sha256, id"
+            ).fetchall()
+        )
+        if len(ids) < len(small):  # some were stored already: look theirs up
+            ids.update(self.ids_of([sha for sha in small if sha not in ids]))
+        return ids
 
     def _record(self, ref: BlobRef, data: bytes | None) -> None:
         self._db.execute(

@@ -19,7 +19,7 @@ from engine.store.postgres.db import PgConnection, PgWrites, server_reason
 from engine.store.sqlite.bulk import ITEM_ROW, BulkWrites, ItemBatch
 from engine.store.sqlite.rows import ANN_COLS
 
-__all__ = ["PgBulkWrites"]
+__all__ = ["PgBulkWrites", "copy_rows"]
 
 
 class PgBulkWrites(BulkWrites, PgWrites):
@@ -39,19 +39,37 @@ class PgBulkWrites(BulkWrites, PgWrites):
         with self._tx() as db:
             rows = batch.items_with(self._blob_ids_of(batch))
             try:
-                _copy(db, f"items ({ITEM_ROW})", rows)
-                _copy(db, "item_splits (split_id, item_id)", batch.members)
-                _copy(db, f"annotations (version_id, {ANN_COLS})", batch.anns)
+                copy_rows(db, "items", ITEM_ROW, rows)
+                copy_rows(db, "item_splits", "split_id, item_id", batch.members)
+                copy_rows(db, "annotations", f"version_id, {ANN_COLS}", batch.anns)
             except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:
                 raise batch.rejected(server_reason(exc)) from exc
             self._bump(version_id)
 
 
-def _copy(db: PgConnection, target: str, rows: list[tuple]) -> None:
-    """``COPY target FROM STDIN`` with ``rows`` on the transaction's connection."""
+def copy_rows(db: PgConnection, table: str, columns: str, rows: list[tuple]) -> None:
+    """``COPY table (columns) FROM STDIN`` in binary (no text escaping, ``bytea`` as is), inside a transaction."""
     if not rows:
         return
-    assert db.conn is not None, "COPY runs inside a transaction"
-    with db.conn.cursor().copy(f"COPY {target} FROM STDIN") as copy:
+    conn = db.conn
+    assert conn is not None, "COPY runs inside a transaction"
+    types = _column_types(conn, table, [c.strip() for c in columns.split(",")])  # not during the COPY: it holds the connection
+    with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
         for row in rows:
             copy.write_row(row)
+
+
+_TYPES: dict[tuple[str, str], str] = {}
+
+
+def _column_types(conn: psycopg.Connection, table: str, names: list[str]) -> list[str]:
+    """The PostgreSQL types of ``table``'s ``names`` columns (a binary COPY must name them), looked up once."""
+    if any((table, name) not in _TYPES for name in names):
+        for name, kind in conn.execute(
+            "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        ):
+            _TYPES[(table, name)] = kind
+    return [_TYPES[(table, name)] for name in names]
