@@ -115,3 +115,33 @@ def test_an_export_reads_one_state_while_another_client_edits_the_version(postgr
     assert after != before
     with zipfile.ZipFile(tmp_path / "after.zip") as archive:
         assert any("renamed" in name for name in archive.namelist())
+
+
+def test_an_archive_imports_into_postgresql_all_or_nothing(both, tmp_path: Path) -> None:
+    from engine.importer import import_archive
+
+    sqlite, pg, made = both
+    for d in made:
+        archive = _export(pg, d, d.format, tmp_path / f"{d.name}.zip")
+        target = pg.create_version(d.dataset_id, f"imported-{d.name}").id or ""
+        with open(tmp_path / f"{d.name}.zip", "rb") as f:
+            import_archive(pg, target, f, d.format)
+        assert pg.count_items(target) == pg.count_items(d.version_id), d.name
+        again = tmp_path / f"{d.name}-again.zip"
+        with pg.reader() as reader:
+            run_export(lambda: ReaderSource(reader), d.dataset_id, target, FileSink(again), ExportOptions(format=d.format))
+        with zipfile.ZipFile(io.BytesIO(archive)) as one, zipfile.ZipFile(again) as other:
+            # The same entries (some formats name files by version id, so compare sizes, not names).
+            assert other.testzip() is None
+            assert sorted(i.file_size for i in one.infolist()) == sorted(i.file_size for i in other.infolist()), d.name
+    news = next(d for d in made if d.content_type == "ner")
+    before = (pg.revision(news.version_id), pg.count_items(news.version_id), len(pg.labels(news.version_id)))
+    docs = b'[{"id": "a", "name": "a", "text": "short", "annotations": [{"start": 2, "end": 99, "label": "NEWLABEL"}]}]'
+    bad = io.BytesIO()
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("config.json", '{"splits": ["brand-new"], "colors": {}}')
+        z.writestr("brand-new.json", docs)
+    with pytest.raises(InvalidInput):
+        import_archive(pg, news.version_id, io.BytesIO(bad.getvalue()), "spacy-ner")
+    after = (pg.revision(news.version_id), pg.count_items(news.version_id), len(pg.labels(news.version_id)))
+    assert after == before and "brand-new" not in [s.name for s in pg.splits(news.version_id)]
