@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-__all__ = ["BIN", "PASSWORD_USER", "USER", "PostgresServer", "installed"]
+__all__ = ["BIN", "PASSWORD_USER", "USER", "PostgresServer", "free_port", "installed"]
 
 #: Where Debian's ``postgresql-15`` package puts the server's programs.
 BIN = Path(os.environ.get("DSEXPORT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -35,7 +35,8 @@ def installed() -> bool:
     return (BIN / "initdb").is_file() and (BIN / "pg_ctl").is_file()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on (now)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -47,7 +48,7 @@ class PostgresServer:
     def __init__(self, *, durable: bool = False, parent: Path | None = None) -> None:
         self.durable = durable
         self.folder = Path(tempfile.mkdtemp(prefix="dsexport-pg-", dir=parent))
-        self.port = _free_port()
+        self.port = free_port()
         self._names = itertools.count(1)
         self._as_postgres = os.geteuid() == 0  # initdb refuses root; run the server as ``postgres``
         if self._as_postgres:

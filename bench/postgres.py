@@ -1,6 +1,7 @@
 """PostgreSQL beside SQLite: bulk ingest and a FOLDERS export of the same small-items dataset.
 
-    python -m bench.postgres [--items N] [--repeat R] [--cache DIR] [--results DIR]
+    python -m bench.postgres [--items N] [--repeat R] [--clients C] [--downloads D]
+                             [--cache DIR] [--results DIR]
 
 It starts a throwaway PostgreSQL 15 (``bench.pg``, durable: ``fsync`` on,
 as in production) on a free loopback port, then for each back end, each in
@@ -16,9 +17,16 @@ its own process measured like every contender (wall time and peak RSS,
   (``run_export`` with ``StoreSource`` on the store's address), ``R`` rounds,
   the back ends alternating within each round.
 
+* **clients**: ``C`` (default 16) SeeMe SDK clients, each in its own
+  thread, making ``D`` (default 64) downloads in all, round robin between
+  two ``dsexport serve`` processes on one database holding the demo
+  datasets (200 items each); every download is checked byte for byte
+  against a serial one. Requests/s and the latency percentiles (p50, p99).
+
 It prints items/s and peak RSS of both and their ratio (PostgreSQL /
-SQLite), and writes ``<results>/<date>-postgres.json``. The issue's target:
-the PostgreSQL export at least 0.9x SQLite's items/s, the same peak RSS.
+SQLite), and writes ``<results>/<date>-postgres.json``. The issue's targets:
+the PostgreSQL export at least 0.9x SQLite's items/s with the same peak
+RSS; ingest beside SQLite's; every concurrent download valid and identical.
 """
 
 from __future__ import annotations
@@ -70,6 +78,100 @@ def _export(backend: str, where: str, root: Path, dataset_id: str, version_id: s
     return {"archive_bytes": result.bytes, "entries": result.entries, "inner_seconds": round(time.perf_counter() - started, 3)}
 
 
+def _clients(server, work: Path, clients: int, downloads: int) -> dict:  # noqa: ANN001
+    """Two serve processes on one database, ``clients`` SDK clients making ``downloads`` downloads in all."""
+    import os
+    import subprocess
+    import threading
+
+    from seeme import Client
+
+    from engine.demo import create_demo
+    from engine.store.address import StoreAddress
+
+    url, blobs = server.new_database("clients"), str(work / "clients-blobs")
+    with StoreAddress(url, blobs).open(create=True) as store:
+        made = create_demo(store, items=200, seed=0)
+        key = store.create_user("bench", "pw")[1]
+        store.give_datasets("bench")
+    from bench.pg import free_port
+
+    ports = [free_port(), free_port()]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "engine", "serve", "--store", url, "--blobs", blobs,
+                          "--bind", f"127.0.0.1:{port}", "--worker", "trio"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for port in ports
+    ]
+    try:
+        _wait_for(ports)
+
+        def client(n: int) -> Client:
+            base = f"http://127.0.0.1:{ports[n % 2]}/api/v1/"
+            return Client(username="bench", apikey=key, backend=base, env_file="/nonexistent/.env")
+
+        def download(sdk: Client, d, target: Path) -> bytes:  # noqa: ANN001
+            target.mkdir(parents=True, exist_ok=True)
+            sdk.download_dataset(d.dataset_id, d.version_id, extract_to_folder=str(target / "x"),
+                                 download_file=str(target / "d.zip"), remove_download_file=False)
+            data = (target / "d.zip").read_bytes()
+            shutil.rmtree(target, ignore_errors=True)
+            return data
+
+        serial = {d.dataset_id: download(client(0), d, work / "serial") for d in made}
+        latencies: list[float] = []
+        bad: list[str] = []
+        lock = threading.Lock()
+
+        def worker(n: int) -> None:
+            sdk = client(n)
+            for k in range(n, downloads, clients):
+                d = made[k % len(made)]
+                started = time.perf_counter()
+                data = download(sdk, d, work / f"c{n}")
+                took = time.perf_counter() - started
+                with lock:
+                    latencies.append(took)
+                    if data != serial[d.dataset_id]:
+                        bad.append(f"download {k} of {d.name}")
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(30)
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 1)
+
+    return {"clients": clients, "downloads": len(latencies), "identical": not bad, "mismatches": bad[:10],
+            "seconds": round(seconds, 3), "requests_per_second": round(len(latencies) / seconds, 2),
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": round(latencies[-1] * 1000, 1)}
+
+
+def _wait_for(ports: list[int]) -> None:
+    import socket
+
+    deadline = time.monotonic() + 60
+    for port in ports:
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"a server on port {port} did not start") from None
+                time.sleep(0.1)
+
+
 def _child(*args: str):  # noqa: ANN202
     from bench.measure import run_child
 
@@ -80,6 +182,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.postgres", description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000, help="items of 1 KiB (default 1,000,000)")
     parser.add_argument("--repeat", type=int, default=2, help="export rounds (default 2)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent SDK clients (default 16; 0: skip)")
+    parser.add_argument("--downloads", type=int, default=64, help="downloads by all clients together (default 64)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()), help="where the stores go (removed after)")
     parser.add_argument("--results", type=Path, default=RESULTS, help=f"results folder (default: {RESULTS})")
     args = parser.parse_args(argv)
@@ -128,6 +232,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"PostgreSQL / SQLite: export items/s x{record['export_ratio']} (best of {args.repeat}),"
               f" peak RSS {rss['postgresql'] / 1024:.0f} vs {rss['sqlite'] / 1024:.0f} MiB;"
               f" ingest items/s x{record['ingest_ratio']}")
+        if args.clients:
+            record["clients"] = got = _clients(server, work, args.clients, args.downloads)
+            print(f"{got['clients']} SDK clients, 2 servers: {got['downloads']} downloads,"
+                  f" {got['requests_per_second']} requests/s, p50 {got['p50_ms']} ms, p99 {got['p99_ms']} ms,"
+                  f" {'all identical to a serial download' if got['identical'] else 'MISMATCHES: ' + str(got['mismatches'])}")
         args.results.mkdir(parents=True, exist_ok=True)
         path = args.results / f"{datetime.now():%Y-%m-%d-%H%M}-postgres.json"
         path.write_text(json.dumps(record, indent=1))
