@@ -165,6 +165,9 @@ class PgReads(SqliteReads):
         db = self._db
         if self._snapshot_depth == 0:
             db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            # An export reads its cursors to the end: plan them for all rows, not the first tenth
+            # (PostgreSQL's default for cursors); measured 20-30 % faster on a FOLDERS export.
+            db.execute("SET LOCAL cursor_tuple_fraction = 1")
         self._snapshot_depth += 1
         try:
             yield
