@@ -35,6 +35,14 @@ def test_shared_queries_are_spelled_for_postgresql() -> None:
     assert to_postgres("SELECT rowidx, growid FROM t") == "SELECT rowidx, growid FROM t"
 
 
+def test_messages_never_show_a_password() -> None:
+    assert display_url("postgresql://ada:s3cret@db:5432/x") == "postgresql://ada:***@db:5432/x"
+    assert display_url("postgresql://ada@db/x?sslmode=require&password=s3cret") == (
+        "postgresql://ada@db/x?sslmode=require&password=***"
+    )
+    assert display_url("postgresql://ada@db/x") == "postgresql://ada@db/x"
+
+
 def test_a_migration_waits_for_one_under_way_and_then_has_nothing_left_to_do(pg_url: str, tmp_path: Path) -> None:
     holder = psycopg.connect(pg_url, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))  # another process is migrating

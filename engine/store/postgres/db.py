@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 _ROWID = re.compile(r"\browid\b")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -56,8 +57,9 @@ def to_postgres(sql: str) -> str:
 
 
 def display_url(url: str) -> str:
-    """``url`` with its password masked (for messages and logs), as every store address shows itself."""
-    return StoreAddress(url).display()
+    """``url`` with its password masked (for messages and logs), as every store address shows itself,
+    also where libpq takes one in the query (``?password=...``)."""
+    return _QUERY_PASSWORD.sub(r"\1***", StoreAddress(url).display())
 
 
 @contextmanager
