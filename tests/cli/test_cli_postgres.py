@@ -89,11 +89,9 @@ def test_a_database_restarted_mid_export_fails_clearly_and_leaves_no_archive(tmp
         with PostgresStore.open_url(url, create=True, files=LocalBlobs(blobs)) as store:
             version = store.create_dataset("big", "images", default_splits=True).versions[0]
             train = version.splits[0].id
-            store.add_items(
-                version.id or "",
-                (NewItem(name=f"i{i}", extension="bin", split_ids=[train], data=i.to_bytes(4) * 512) for i in range(40_000)),
-            )
+            store.add_items(version.id or "", [NewItem(name="first", split_ids=[train], data=b"x" * 2048)])
             dataset_id = version.dataset_id
+        _fill(url, version.id or "", train or "", 40_000)  # an export long enough to cut, made in a second
         out = tmp_path / "out"
         out.mkdir()
         import sys
@@ -118,6 +116,23 @@ def test_a_database_restarted_mid_export_fails_clearly_and_leaves_no_archive(tmp
         assert list(out.iterdir()) == []  # neither the archive nor its partial file
     finally:
         server.stop()
+
+
+def _fill(url: str, version_id: str, split_id: str, n: int) -> None:
+    """``n`` more items of the split sharing its first item's blob, made inside the database
+    (``add_items`` is tested elsewhere; this only makes an export long enough to cut)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO items (id, version_id, name, description, text, extension, blob_id, created_at, updated_at)"
+            " SELECT 'i' || lpad(g::text, 8, '0'), %s, 'i' || g, '', '', 'bin', (SELECT min(id) FROM blobs), '', ''"
+            " FROM generate_series(1, %s) g",
+            (version_id, n),
+        )
+        conn.execute(
+            "INSERT INTO item_splits (split_id, item_id) SELECT %s, id FROM items WHERE id LIKE 'i%%'", (split_id,)
+        )
 
 
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
