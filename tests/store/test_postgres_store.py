@@ -216,3 +216,20 @@ def test_a_reader_cut_off_by_a_restart_fails_with_an_error_naming_the_server(tmp
             assert store.count_items(version.id) == 50  # the pool replaced its cut connections
     finally:
         server.stop()
+
+
+def test_readers_held_by_slow_downloads_leave_the_pool_to_the_other_calls(pg_url: str, tmp_path: Path) -> None:
+    from engine.store.postgres.store import POOL_SIZE
+
+    with _open(pg_url, tmp_path) as store:
+        store.create_dataset("d", "text")
+        readers = [store.reader() for _ in range(POOL_SIZE + 5)]
+        try:
+            for reader in readers:
+                reader.snapshot().__enter__()  # each holds a transaction, as a download does
+            started = time.monotonic()
+            assert [d.name for d in store.list_datasets()] == ["d"]
+            assert time.monotonic() - started < 5
+        finally:
+            for reader in readers:
+                reader.close()

@@ -39,8 +39,8 @@ from formats.base import ExportItem
 
 __all__ = ["POOL_SIZE", "POOL_WAIT_VARIABLE", "PostgresReader", "PostgresStore", "pool_wait"]
 
-#: Connections a store's pool keeps at most: a server's worker threads share them, and each
-#: reader (one per running export) holds one while it lives.
+#: Connections a store's pool keeps at most: a server's worker threads share them (each
+#: reader, one per running export, has a connection of its own besides).
 POOL_SIZE = 20
 #: Seconds to wait for a server that does not answer.
 CONNECT_TIMEOUT = 10
@@ -178,10 +178,13 @@ class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, Item
         self.close()
 
     def reader(self) -> PostgresReader:
-        """A reader on a pooled connection of its own (given back when it closes)."""
-        with mapped_errors(self.where):  # PoolTimeout is an OperationalError: all busy, or the server gone
-            conn = self._pool.getconn()
-        return PostgresReader(conn, self.where, self._files, self._pool.putconn)
+        """A reader on a connection of its own, outside the pool, closed with it.
+
+        Why not a pooled one: a reader lives as long as its download, and a
+        few slow clients would otherwise hold every pooled connection while
+        the API's other calls wait for one.
+        """
+        return PostgresReader(_connect(self.url, self.where), self.where, self._files, lambda conn: conn.close())
 
     def iter_pages(self, version_id: str, *args: Any, **kwargs: Any) -> Iterator[list[ExportItem]]:
         """``PageReads.iter_pages`` on a reader of its own (its cursors need the reader's transaction)."""
