@@ -42,9 +42,11 @@ from bench.measure import (
     summarise,
 )
 from bench.report import RESULTS, machine_facts, write_result
+from bench.s3 import S3_CONTENDERS, seaweed_for
+from bench.s3 import setup as s3_setup
 from bench.scenarios import MODES, SCENARIOS, Point, Scenario
 
-CONTENDERS = [*PYTHON_CONTENDERS, "zip-cli", "cat", *HTTP_CONTENDERS]
+CONTENDERS = [*PYTHON_CONTENDERS, "datumaro-coco", "zip-cli", "cat", *HTTP_CONTENDERS]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -100,8 +102,12 @@ def run_point(scenario: Scenario, point: Point, args: argparse.Namespace) -> dic
     if "zip-cli" in contenders and shutil.which("zip") is None:
         skipped["zip-cli"] = "Info-ZIP zip is not on the PATH (apt-get install zip)"
     contenders = [c for c in contenders if c not in skipped]
-    tree = "zip-cli" in contenders or ("cat" in contenders and scenario.kind not in FILE_BLOB_KINDS)
+    tree = "zip-cli" in contenders or "datumaro-coco" in contenders or (
+        "cat" in contenders and scenario.kind not in FILE_BLOB_KINDS
+    )
     dataset = ensure(scenario.kind, point.params, tree=tree, cache=args.cache, log=log)
+    if {"dsexport-s3", "s3-get"}.intersection(contenders):
+        s3_setup(dataset, log=log)  # the dataset put into the bucket, once (bench/s3.py)
     floor = rss_floor()
     runs: dict[str, list[Run]] = {c: [] for c in contenders}
     plan = {c: point.runs_of(c, args.repeat) for c in contenders}
@@ -178,7 +184,12 @@ def run_scenario(scenario: Scenario, args: argparse.Namespace, facts: dict, floo
     custom = bool(args.sizes or args.contender)
     started = time.time()
     log(f"== {scenario.name}: {scenario.title} ({args.mode}{', custom' if custom else ''})")
-    points = [run_point(scenario, p, args) for p in scenario.points(args.mode, args.sizes)]
+    points_of = scenario.points(args.mode, args.sizes)
+    if any(S3_CONTENDERS.intersection(p.contenders) for p in points_of):
+        with seaweed_for(args.cache):  # one S3 server (SeaweedFS on loopback) for the scenario
+            points = [run_point(scenario, p, args) for p in points_of]
+    else:
+        points = [run_point(scenario, p, args) for p in points_of]
     record = {
         "scenario": scenario.name,
         "title": scenario.title,

@@ -13,6 +13,10 @@ Contenders:
   ``FileSink`` in ``OUT_DIR`` (same disk), default options (trio);
   ``dsexport-asyncio`` the same on asyncio + uvloop; ``dsexport-devnull``
   the same into a sink that discards bytes (the engine without the disk).
+* ``dsexport-ultralytics``: ours in the Ultralytics format (the ``boxes``
+  dataset's own format is COCO).
+* ``datumaro-coco``: Datumaro's COCO exporter over the same images and
+  boxes (``bench/datumaro_contender.py``; it writes a folder, not an archive).
 * ``zipstream-plain``: zipstream-ng used plainly: pages from
   ``Store.iter_pages``, one ``ZipStream.add`` (or ``add_path`` for a blob
   file) per entry, drained after each, into a buffered file; its central
@@ -47,6 +51,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.datasets import Dataset
+from bench.s3 import CONTENDERS as S3_CONTENDERS
 from bench.scaleout import CONTENDERS as SCALEOUT_CONTENDERS
 
 __all__ = ["PYTHON_CONTENDERS", "command"]
@@ -61,6 +66,9 @@ def command(name: str, dataset: Dataset, out: Path) -> tuple[list[str], Path]:
     root = Path(dataset.root)
     if name in PYTHON_CONTENDERS:
         return [sys.executable, "-m", "bench.contenders", name, str(root), str(out)], REPO
+    if name == "datumaro-coco":  # Datumaro and the standard library only, possibly on an interpreter of its own
+        python = os.environ.get("DSEXPORT_BENCH_DATUMARO_PYTHON") or sys.executable
+        return [python, "-m", "bench.datumaro_contender", str(root), str(out)], REPO
     if name == "zip-cli":
         return ["zip", "-0", "-r", "-q", str(out / ARCHIVE), "."], dataset.tree
     if name == "cat":
@@ -70,7 +78,8 @@ def command(name: str, dataset: Dataset, out: Path) -> tuple[list[str], Path]:
                 listing.write_bytes(b"".join(f.encode() + b"\0" for f in dataset.blob_files))
             return ["sh", "-c", "xargs -0 -a blobs.list cat > /dev/null"], root
         return ["sh", "-c", "find . -type f -print0 | xargs -0 cat > /dev/null"], dataset.tree
-    raise ValueError(f"unknown contender {name!r}; known: {', '.join([*PYTHON_CONTENDERS, 'zip-cli', 'cat'])}")
+    known = ", ".join([*PYTHON_CONTENDERS, "datumaro-coco", "zip-cli", "cat"])
+    raise ValueError(f"unknown contender {name!r}; known: {known}")
 
 
 # -- ours --------------------------------------------------------------------------
@@ -89,7 +98,9 @@ class _NullSink:
         pass
 
 
-def _dsexport(dataset: Dataset, out: Path, *, backend: str = "trio", null: bool = False) -> dict:
+def _dsexport(
+    dataset: Dataset, out: Path, *, backend: str = "trio", null: bool = False, fmt: str | None = None
+) -> dict:
     from engine.pipeline import ExportOptions, run_export
     from engine.sinks import FileSink
     from engine.sources import StoreSource
@@ -100,7 +111,7 @@ def _dsexport(dataset: Dataset, out: Path, *, backend: str = "trio", null: bool 
         dataset.dataset_id,
         dataset.version_id,
         sink,
-        ExportOptions(format=dataset.format),
+        ExportOptions(format=fmt or dataset.format),
         backend=backend,
     )
     return {"archive_bytes": result.bytes, "entries": result.entries}
@@ -189,9 +200,11 @@ def _crc32(dataset: Dataset, out: Path) -> dict:
 
 PYTHON_CONTENDERS: dict[str, Callable[[Dataset, Path], dict]] = {
     **SCALEOUT_CONTENDERS,  # dsexport-ray-1, dsexport-ray-2 (bench/scaleout.py)
+    **S3_CONTENDERS,  # dsexport-s3, s3-get, dsexport-ray-s3 (bench/s3.py)
     "dsexport": _dsexport,
     "dsexport-asyncio": lambda d, o: _dsexport(d, o, backend="asyncio"),
     "dsexport-devnull": lambda d, o: _dsexport(d, o, null=True),
+    "dsexport-ultralytics": lambda d, o: _dsexport(d, o, fmt="ultralytics"),
     "zipstream-plain": _zipstream_plain,
     "zipfile-memory": _zipfile_memory,
     "materialise": _materialise,

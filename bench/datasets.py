@@ -34,7 +34,7 @@ GENERATOR_VERSION = 1
 
 Params = dict[str, int]
 #: Kinds whose content lives in blob files (``cat`` reads those, not a tree).
-FILE_BLOB_KINDS = frozenset({"yolo", "blobs"})
+FILE_BLOB_KINDS = frozenset({"yolo", "blobs", "boxes"})
 
 
 @dataclass

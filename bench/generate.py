@@ -188,6 +188,52 @@ def _blobs(store: Store, p: Params, tree: TreeWriter | None = None) -> Dataset:
     return _made(store, ds.id, version.id, "folders", n, n * (mib << 20), with_files=True)
 
 
+def _boxes(store: Store, p: Params, tree: TreeWriter | None = None) -> Dataset:
+    """Object detection for COCO and Ultralytics: ``n`` real PNGs (random pixels, stored uncompressed, so
+    each is 66-110 KiB: a blob file), 0-3 boxes each; also ``boxes.jsonl``, the same images and boxes for
+    Datumaro's exporter (``bench/datumaro_contender.py``), whose images are the tree's files."""
+    import io
+
+    from PIL import Image
+
+    n = p["n"]
+    ds = store.create_dataset("bench-boxes", ContentType.IMAGES, default_splits=True)
+    version = ds.versions[0]
+    names = ("car", "person", "bike", "dog")
+    labels = [store.create_label(version.id or "", name).id or "" for name in names]
+    splits = [s.id or "" for s in version.splits]
+    split_names = [s.name for s in version.splits]
+    rng = random.Random(f"bench-boxes:{p['seed']}")
+    total = 0
+    manifest = []
+
+    def rows() -> Iterator[NewItem]:
+        nonlocal total
+        for i in range(n):
+            s = _split_of(i)
+            width, height = rng.randrange(170, 221), rng.randrange(130, 171)
+            out = io.BytesIO()
+            Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3)).save(out, "PNG", compress_level=0)
+            data = out.getvalue()
+            total += len(data)
+            boxes, plain = [], []
+            for _ in range(rng.randrange(4)):
+                w, h = rng.uniform(0.05, 0.5), rng.uniform(0.05, 0.5)
+                cx, cy = rng.uniform(w / 2, 1 - w / 2), rng.uniform(h / 2, 1 - h / 2)
+                k = rng.randrange(4)
+                boxes.append((labels[k], splits[s], f"{cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"))
+                plain.append([k, (cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height])
+            name = f"img{i:06d}"
+            manifest.append({"id": name, "subset": split_names[s], "image": f"images/{split_names[s]}/{name}.png",
+                             "size": [height, width], "boxes": plain})
+            yield NewItem(name=name, extension="png", split_ids=[splits[s]], data=data, annotations=boxes)
+
+    store.add_items(version.id or "", rows(), batch=1000)
+    lines = [json.dumps({"categories": list(names)})] + [json.dumps(m) for m in manifest]
+    (store.root.parent / "boxes.jsonl").write_text("\n".join(lines) + "\n")
+    return _made(store, ds.id, version.id, "coco", n, total, with_files=True)
+
+
 _WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho"]
 
 
@@ -266,6 +312,7 @@ BUILDERS: dict[str, Callable[[Store, Params, TreeWriter | None], Dataset]] = {
     "blobs": _blobs,
     "csv": _csv,
     "ner": _ner,
+    "boxes": _boxes,
 }
 
 

@@ -192,4 +192,51 @@ def _ner(dataset: Dataset, store: Store) -> Iterator[tuple[str, Content]]:
     yield "config.json", json.dumps({"splits": [s.name for s in splits], "colors": colors}).encode()
 
 
-_LAYOUTS = {"folders": _folders, "yolo": _yolo, "csv": _csv, "spacy-ner": _ner}
+def _coco(dataset: Dataset, store: Store) -> Iterator[tuple[str, Content]]:
+    """COCO the obvious way: each split's document built as dicts in memory, dumped at the end."""
+    labels = store.labels(dataset.version_id)
+    category = {label.id: i + 1 for i, label in enumerate(labels)}
+    docs = {
+        s.name: {"info": {"description": "bench"}, "licenses": [],
+                 "categories": [{"id": i + 1, "name": lb.name, "supercategory": ""} for i, lb in enumerate(labels)],
+                 "images": [], "annotations": []}
+        for s in store.splits(dataset.version_id)
+    }
+    image_id = 0
+    for page in _pages(dataset, store, with_content=True):
+        for item in page:
+            image_id += 1
+            name = f"{item.name}.{item.extension}"
+            yield f"images/{item.split.name}/{name}", _content(item)
+            doc = docs[item.split.name]
+            doc["images"].append({"id": image_id, "file_name": name, "width": item.width, "height": item.height})
+            for n, a in enumerate(item.annotations):
+                cx, cy, w, h = (float(v) for v in a.coordinates.split())
+                bw, bh = w * item.width, h * item.height
+                bbox = [round(cx * item.width - bw / 2, 2), round(cy * item.height - bh / 2, 2), round(bw, 2), round(bh, 2)]
+                doc["annotations"].append({"id": image_id * 10_000 + n, "image_id": image_id,
+                                           "category_id": category[a.label.id], "segmentation": [], "bbox": bbox,
+                                           "area": round(bbox[2] * bbox[3], 2), "iscrowd": 0})
+    for split, doc in docs.items():
+        yield f"annotations/instances_{split}.json", json.dumps(doc).encode()
+
+
+def _ultralytics(dataset: Dataset, store: Store) -> Iterator[tuple[str, Content]]:
+    labels = store.labels(dataset.version_id)
+    index = {label.id: i for i, label in enumerate(labels)}
+    splits = [s.name for s in store.splits(dataset.version_id)]
+    folder = {name: "val" if name == "valid" else name for name in splits}
+    for page in _pages(dataset, store, with_content=True):
+        for item in page:
+            split = folder[item.split.name]
+            yield f"images/{split}/{item.name}.{item.extension}", _content(item)
+            boxes = "".join(f"{index[a.label.id]} {a.coordinates}\n" for a in item.annotations)
+            yield f"labels/{split}/{item.name}.txt", boxes.encode("ascii")
+    config = [f"{folder[s]}: images/{folder[s]}" for s in splits] + ["names:"]
+    config += [f"  {i}: {label.name}" for i, label in enumerate(labels)]
+    yield "data.yaml", ("\n".join(config) + "\n").encode()
+
+
+_LAYOUTS = {
+    "folders": _folders, "yolo": _yolo, "csv": _csv, "spacy-ner": _ner, "coco": _coco, "ultralytics": _ultralytics,
+}

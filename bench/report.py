@@ -260,7 +260,7 @@ def _scenario_section(record: dict) -> list[str]:
             lines.append(f"| {name} | {point['n']:,} | skipped: {why} | | | | | |" + " |" * len(ratios))
     lines.append("")
     lines += _http_section(record)
-    if record["scenario"] == "scaleout":
+    if record["scenario"] in ("scaleout", "s3-ray"):
         from bench.scaleout import report_lines
 
         for point in record["points"]:

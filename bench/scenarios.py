@@ -87,6 +87,8 @@ def _points(params: dict[str, int], sizes: list[int], contenders: list[str], **p
 _SMALL = {"size": 1024, "seed": 0}
 _YOLO = {"kib": 100, "seed": 0}
 _BLOBS = {"mib": 100, "seed": 0}
+#: COCO and Ultralytics of the same images and boxes, beside Datumaro's COCO exporter.
+BOXES = ["dsexport", "dsexport-ultralytics", "datumaro-coco", "zipstream-plain", "crc32"]
 _SEED = {"seed": 0}
 
 SCENARIOS: dict[str, Scenario] = {
@@ -136,6 +138,22 @@ SCENARIOS: dict[str, Scenario] = {
             },
             quick_note="5 k images instead of 20 k, 2 runs each",
             notes="cat reads the store's blob files (the same bytes as the images), not a copy",
+        ),
+        Scenario(
+            name="coco",
+            title="Object detection: COCO and Ultralytics of ~80 KiB PNGs with 0-3 boxes, beside Datumaro",
+            kind="boxes",
+            params=_SEED,
+            plan={
+                "quick": _points(_SEED, [2_000, 20_000], BOXES, repeat=1, repeat_of={"datumaro-coco": 1}),
+                "full": _points(_SEED, [2_000, 20_000], BOXES, repeat=3, repeat_of={"datumaro-coco": 2}),
+            },
+            ratios=("datumaro-coco", "crc32"),
+            quick_note="one run each",
+            notes="dsexport is our COCO export (JSONs streamed from spools), dsexport-ultralytics our Ultralytics "
+            "export of the same version; datumaro-coco is Datumaro's coco_instances exporter (save_media) over "
+            "the same images (the dataset's folder tree) and boxes, writing a folder, not an archive; "
+            "zipstream-plain builds each split's JSON in memory",
         ),
         Scenario(
             name="blobs",
@@ -231,6 +249,52 @@ SCENARIOS: dict[str, Scenario] = {
             full_note="two runs each, no warm-up (the 1 M store was just read by the scenarios before)",
             notes="the Ray contenders start their own local cluster (in the wall time); the lines under the "
             "table split off Ray's start-up and the stitch, the serial part (bench/scaleout.py)",
+        ),
+        Scenario(
+            name="s3-small",
+            title="Object storage: 1 KiB items packed in an S3 bucket (SeaweedFS) against the local store",
+            kind="small",
+            params=_SMALL,
+            plan={
+                "quick": _points(_SMALL, [20_000], ["dsexport", "dsexport-s3", "s3-get"], repeat=2),
+                "full": _points(_SMALL, [1_000_000], ["dsexport", "dsexport-s3", "s3-get"], repeat=2,
+                                repeat_of={"s3-get": 1}),
+            },
+            ratios=("dsexport",),
+            quick_note="20 k items instead of 1 M",
+            notes="dsexport-s3 reads the same store copied to a bucket (small items in packs, one ranged read "
+            "per pack and page); s3-get is one GET per item's object (16 threads, no archive): the floor of "
+            "storing each item as an object, as peers do; the bucket is filled once per cache (not timed)",
+        ),
+        Scenario(
+            name="s3-yolo",
+            title="Object storage: YOLO of ~100 KiB images in an S3 bucket against the local store",
+            kind="yolo",
+            params=_YOLO,
+            plan={
+                "quick": _points(_YOLO, [2_000], ["dsexport", "dsexport-s3", "s3-get"], repeat=2),
+                "full": _points(_YOLO, [20_000], ["dsexport", "dsexport-s3", "s3-get"]),
+            },
+            ratios=("dsexport", "s3-get"),
+            quick_note="2 k images instead of 20 k",
+            notes="images are one object each in the bucket; s3-get is a raw parallel GET of the same objects "
+            "with the same client (16 threads): the floor",
+        ),
+        Scenario(
+            name="s3-ray",
+            title="Scale-out with parts in the bucket: 2 Ray shards assembled by server-side copies",
+            kind="small",
+            params=_SMALL,
+            plan={
+                "quick": [Point(20_000, {**_SMALL, "n": 20_000, "size": size}, ["dsexport-ray-2", "dsexport-ray-s3"],
+                                repeat=1, warmup=False) for size in (1024, 16_384)],
+                "full": [Point(200_000, {**_SMALL, "n": 200_000, "size": size}, ["dsexport-ray-2", "dsexport-ray-s3"],
+                               repeat=2, warmup=False) for size in (1024, 16_384)],
+            },
+            ratios=("dsexport-ray-2",),
+            quick_note="20 k items (1 KiB and 16 KiB: the same entries, 16x the bytes), one run each",
+            notes="the lines under the table give the stitch (the driver's serial part): with parts in the "
+            "bucket it should not grow with the archive's bytes, only with its entries",
         ),
         Scenario(
             name="backends",

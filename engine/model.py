@@ -79,6 +79,9 @@ class DatasetItem(_Base):
     annotations: list[Annotation] = msgspec.field(default_factory=list)
     extension: str | None = ""
     version: int = 0
+    #: The image's size in pixels, measured from its content at ingest (None: not an image, or not measured).
+    width: int | None = None
+    height: int | None = None
 
 
 class DatasetVersion(_Base):

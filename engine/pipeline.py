@@ -86,6 +86,9 @@ class ExportResult(msgspec.Struct, kw_only=True):
     #: Ids of items skipped for missing content (first 1,000), and their count.
     skipped: list[str]
     skipped_count: int
+    #: Box formats: image-level labels (no box) left out of the label files, and boxes written (None: not a box format).
+    image_labels_left_out: int = 0
+    boxes: int | None = None
 
 
 def check_options(plan: ExportPlan, options: ExportOptions) -> type[Format]:
@@ -202,6 +205,7 @@ class ExportJob:
                 splits=plan.splits,
                 names=self.claims,
                 spool=self._new_spool,
+                first=start,
             )
             self.format = self.format_cls(ctx)
             self.writer = writer(sink, COMPRESSION[options.compression])
@@ -318,6 +322,8 @@ async def export(
         seconds=time.perf_counter() - started,
         skipped=job.skipped,
         skipped_count=job.skipped_count,
+        image_labels_left_out=getattr(job.format, "image_labels_left_out", 0),
+        boxes=getattr(job.format, "boxes_written", None),
     )
 
 
@@ -334,6 +340,7 @@ async def _run(source: Source, job: ExportJob, cpu: CpuTurns | None) -> int:
 async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[ExportItem]]) -> None:
     """Pages -> byte-bounded batches -> fetched -> channel."""
     with_content = job.format_cls.needs_content(job.plan.dataset)
+    unsized = job.options.skip_missing and getattr(job.format_cls, "needs_sizes", False)
     window = job.options.concurrency
     pages = source.pages(job.plan, with_content=with_content, start=job.start, stop=job.stop)
     async with send, aclosing(pages):
@@ -341,6 +348,9 @@ async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[E
             for batch in _batches(page):
                 if with_content:
                     missing = await source.fetch(batch, window)
+                    if unsized:  # --skip-missing and a format of pixel boxes: an image of unknown size is skipped too
+                        known = {id(item) for item in missing}
+                        missing = [*missing, *(i for i in batch if i.split and i.width is None and id(i) not in known)]
                     if missing:
                         job.skip(missing)
                         gone = {id(item) for item in missing}

@@ -298,9 +298,14 @@ def _describe_stdout(exc: OSError) -> str:
 
 
 def open_sink(target: str | os.PathLike[str]) -> Sink:
-    """``"-"`` is standard output; a FIFO or character device is written as a stream; anything else is a file path."""
+    """``"-"`` is standard output; ``s3://bucket/key`` an object (``engine.sink_s3``); a FIFO or character
+    device is written as a stream; anything else is a file path."""
     if str(target) == "-":
         return StdoutSink()
+    if str(target).startswith("s3://"):
+        from engine.sink_s3 import S3Sink
+
+        return S3Sink(str(target))
     try:
         mode = os.stat(target).st_mode  # follows a symlink: a link to a FIFO is a FIFO
     except OSError:

@@ -1,4 +1,4 @@
-"""Export formats: one module per layout of ``spec/export-datasets.txt``.
+"""Export formats: one module per layout of ``spec/export-datasets.txt``, plus Ultralytics and COCO.
 
 ``FORMATS`` maps the format's name (the CLI and HTTP value) to its class.
 Adding a format is adding one module and one line here.
@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from engine.errors import InvalidInput, choices_hint
 from formats.base import Entry, ExportContext, ExportItem, Format
+from formats.coco import CocoFormat
 from formats.csv import CsvFormat
 from formats.folders import FoldersFormat
 from formats.spacy_ner import SpacyNerFormat
+from formats.ultralytics import UltralyticsFormat
 from formats.yolo import YoloFormat
 
 __all__ = [
     "FORMATS",
+    "CocoFormat",
     "CsvFormat",
     "Entry",
     "ExportContext",
@@ -22,6 +25,7 @@ __all__ = [
     "FoldersFormat",
     "Format",
     "SpacyNerFormat",
+    "UltralyticsFormat",
     "YoloFormat",
     "get_format",
     "natural_format",
@@ -32,6 +36,9 @@ FORMATS: dict[str, type[Format]] = {
     YoloFormat.name: YoloFormat,
     CsvFormat.name: CsvFormat,
     SpacyNerFormat.name: SpacyNerFormat,
+    # Beyond the spec's four: the layouts training code reads today.
+    UltralyticsFormat.name: UltralyticsFormat,
+    CocoFormat.name: CocoFormat,
 }
 
 

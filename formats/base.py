@@ -79,6 +79,8 @@ class ExportItem(msgspec.Struct):
 
     ``content`` is None for items that have no blob (text, tabular and NER
     items carry their data in ``text``) and when the format does not need it.
+    ``width``/``height`` are the image's size in pixels as measured at
+    ingest (None when unknown); formats with absolute boxes (COCO) need them.
     """
 
     id: str
@@ -88,6 +90,8 @@ class ExportItem(msgspec.Struct):
     split: DatasetSplit | None
     annotations: list[ExportAnnotation]
     content: Content | None = None
+    width: int | None = None
+    height: int | None = None
 
 
 class NameClaims(Protocol):
@@ -147,6 +151,9 @@ class ExportContext(msgspec.Struct, kw_only=True):
     splits: list[DatasetSplit]
     names: NameClaims
     spool: SpoolFactory
+    #: The position in export order of the first occurrence this format object is handed (a
+    #: scale-out shard starts further on): formats that number occurrences (COCO ids) count from it.
+    first: int = 0
 
 
 class Format(Protocol):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import NamedTuple, Protocol, TextIO, TypeVar
+from typing import Any, NamedTuple, Protocol, TextIO, TypeVar
 
 import msgspec
 
@@ -86,6 +86,11 @@ class ArchiveReader(Protocol):
         """The elements of a JSON array entry decoded as ``kind``, one at a time."""
         ...
 
+    def json_items(self, name: str, key: str) -> Iterator[tuple[int, Any]]:
+        """(index, element) of the array under the top-level ``key`` of a JSON object entry, one at a time
+        (a multi-GB COCO file is never held whole); a missing key yields nothing."""
+        ...
+
 
 class PlanSink(Protocol):
     """What an archive adds to a version, spooled: labels and splits by name, items numbered in order."""
@@ -118,6 +123,12 @@ class PlanSink(Protocol):
     def annotate(self, item: int, label: str, split: str, coordinates: str = "") -> None: ...
 
     def find(self, key: str) -> int | None: ...
+
+    def note(self, key: str, value: str) -> None:
+        """Keep a small value for the reader's later passes, spooled (not in memory)."""
+        ...
+
+    def noted(self, key: str) -> str | None: ...
 
     def has_stem(self, stem: str) -> bool: ...
 

@@ -43,9 +43,10 @@ Choices where the spec is silent:
   that reads back as the same float, in positional notation (``0.5``, ``1``,
   ``0``, ``0.00001``): exact, deterministic, no exponent. An image without
   boxes gets an empty ``.txt``. An image-level label (the ``""`` of a
-  classification annotation) is an ``InvalidInput`` naming the item and the
-  label and pointing to the folders format, which holds such labels; any
-  other value ``parse_box`` rejects is an ``InvalidInput`` naming the item.
+  classification annotation) is not a box: it is left out of the ``.txt``
+  and counted (:mod:`formats.boxes`; the summary says how many, and a
+  version without boxes fits the folders format better). Any other value
+  ``parse_box`` rejects is an ``InvalidInput`` naming the item.
 * **Split lists**: ``<safe split name>.txt`` (unique, a collision gets
   ``~<split_id>``), one archive path per line (``cat1.jpg``, relative to the
   archive root), ``\\n``-terminated, in item order. Splits without items get
@@ -74,15 +75,13 @@ to the labels of ``.names``.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import ClassVar
 
 import msgspec
 
-from engine.errors import InvalidInput
 from engine.model import ContentType, Dataset, DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem, Spool
-from formats.coordinates import parse_box
+from formats.boxes import BoxReader
 from formats.paths import UniquePaths, file_name, safe_component, split_ext, split_stem
 from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
 
@@ -96,14 +95,6 @@ class YoloConfig(msgspec.Struct):
 
 # Everything str.splitlines() breaks on: a .names reader must see one line per label.
 _LINE_BREAKS = str.maketrans(dict.fromkeys("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029", " "))
-
-
-def _num(value: float) -> str:
-    """Shortest round-trip decimal, positional: ``0.5``, ``1``, ``0.00001``."""
-    text = repr(value + 0.0)  # + 0.0 turns -0.0 into 0.0
-    if "e" in text:
-        return format(Decimal(text), "f")
-    return text[:-2] if text.endswith(".0") else text
 
 
 def _label_path(image: str) -> str:
@@ -124,6 +115,8 @@ class YoloFormat:
 
     name: ClassVar[str] = "yolo"
     content_types: ClassVar[frozenset[str]] = frozenset({ContentType.IMAGES.value})
+    #: A box format: image-level labels are left out (``formats.boxes``).
+    boxes_only: ClassVar[bool] = True
 
     @classmethod
     def needs_content(cls, dataset: Dataset) -> bool:
@@ -139,8 +132,16 @@ class YoloFormat:
         self._lists: dict[str | None, _SplitList] = {}
         for split in ctx.splits:
             self._split_list(split)
-        # "3 " for the label at export position 3: the start of its box lines.
-        self._prefix = {label.id: f"{i} " for i, label in enumerate(ctx.labels)}
+        self._boxes = BoxReader(ctx.labels)
+
+    @property
+    def image_labels_left_out(self) -> int:
+        """Image-level labels (no box) left out of the ``.txt`` files so far."""
+        return self._boxes.left_out
+
+    @property
+    def boxes_written(self) -> int:
+        return self._boxes.boxes
 
     def _split_list(self, split: DatasetSplit) -> _SplitList:
         entry = self._lists.get(split.id)
@@ -160,9 +161,10 @@ class YoloFormat:
             listing = self._lists.get(item.split.id) or self._split_list(item.split)
             listing.spool.write((image + "\n").encode("utf-8"))
         if labels is None:  # stored by an earlier occurrence
+            self._boxes.skip(item)
             return []
         data = b"" if item.content is None else item.content
-        return [Entry(image, data), Entry(labels, self._boxes(item))]
+        return [Entry(image, data), Entry(labels, self._boxes.yolo_lines(item))]
 
     def _occurrence(self, item_id: str, name: str) -> tuple[str, str | None]:
         """The image path and, on the first occurrence only, the ``.txt`` path.
@@ -186,26 +188,6 @@ class YoloFormat:
             labels = _label_path(image)
             if self._claim(labels.casefold()):
                 return image, labels
-
-    def _boxes(self, item: ExportItem) -> bytes:
-        lines = []
-        for annotation in item.annotations:
-            prefix = self._prefix.get(annotation.label.id)
-            if prefix is None:
-                raise InvalidInput(
-                    f"item {item.id!r}: label {annotation.label.name!r} is not one of the version's labels"
-                )
-            if not annotation.coordinates.strip():
-                raise InvalidInput(
-                    f"item {item.id!r} has an image-level label {annotation.label.name!r} (no box):"
-                    " YOLO holds boxes only; export this version as folders"
-                )
-            try:
-                box = parse_box(annotation.coordinates)
-            except InvalidInput as exc:
-                raise InvalidInput(f"item {item.id!r}: {exc}") from None
-            lines.append(f"{prefix}{_num(box.cx)} {_num(box.cy)} {_num(box.w)} {_num(box.h)}\n")
-        return "".join(lines).encode("ascii")
 
     def finish(self) -> list[Entry]:
         out = [Entry(listing.path, listing.spool.close()) for listing in self._lists.values()]

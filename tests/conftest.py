@@ -19,6 +19,24 @@ def demo(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    """One SeaweedFS S3 server for the whole run (started on first use, killed at the end)."""
+    from seaweed import start_seaweed
+
+    server = start_seaweed(tmp_path_factory.mktemp("seaweed"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture()
+def s3_env(seaweed, monkeypatch):
+    """The AWS variables pointing at the session's SeaweedFS, set for one test."""
+    for name, value in seaweed.env().items():
+        monkeypatch.setenv(name, value)
+    return seaweed
+
+
+@pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL 15 for the whole session (``tests/postgres.py``), stopped at the end."""
     from postgres import PostgresServer, require_postgres

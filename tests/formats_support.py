@@ -100,6 +100,8 @@ def item(
     split: DatasetSplit | None = None,
     annotations: Iterable[ExportAnnotation] = (),
     content: bytes | Blob | None = None,
+    width: int | None = None,
+    height: int | None = None,
 ) -> ExportItem:
     return ExportItem(
         id=id,
@@ -109,6 +111,8 @@ def item(
         split=split,
         annotations=list(annotations),
         content=content,
+        width=width,
+        height=height,
     )
 
 

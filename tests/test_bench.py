@@ -77,3 +77,26 @@ def test_scaleout_scenario_runs_ray_shards_to_the_same_archive(tmp_path: Path):
     assert set(children) == {"dsexport", "dsexport-ray-2"} and children["dsexport-ray-2"]["shards"] == 2
     assert 0 < children["dsexport-ray-2"]["stitch_seconds"] < children["dsexport-ray-2"]["export_seconds"]
     assert "dsexport-ray-2 at 300: Ray start-up" in (results / "latest.md").read_text()
+
+
+def test_coco_scenario_writes_both_box_formats_of_the_same_images(tmp_path: Path):
+    """Datumaro's contender needs Datumaro, which this environment's Pillow excludes: the others run here."""
+    results = tmp_path / "results"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scenario", "coco", "--sizes", "60", "--repeat", "1", "--no-warmup",
+         "--contender", "dsexport", "dsexport-ultralytics", "zipstream-plain", "crc32",
+         "--cache", str(tmp_path / "cache"), "--results", str(results)],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (point,) = json.loads(next(results.glob("*-coco-custom.json")).read_text())["points"]
+    runs = {name: c["runs"][0] for name, c in point["contenders"].items()}
+    assert all(r["exit_code"] == 0 and not r["error"] for r in runs.values()), runs
+    assert runs["dsexport"]["child"]["entries"] == 60 + 3  # images and one JSON per split
+    assert runs["dsexport-ultralytics"]["child"]["entries"] == 2 * 60 + 1  # images, label files, data.yaml
+    assert runs["zipstream-plain"]["child"]["entries"] == 60 + 3
+    (root,) = (tmp_path / "cache").glob("boxes-*")
+    lines = (root / "boxes.jsonl").read_text().splitlines()
+    assert json.loads(lines[0]) == {"categories": ["car", "person", "bike", "dog"]} and len(lines) == 61
+    first = json.loads(lines[1])
+    assert first["image"] == "images/train/img000000.png" and len(first["size"]) == 2  # the tree's path, COCO's

@@ -58,7 +58,7 @@ def test_unknown_engine_attribute_is_an_attribute_error():
 
 
 def test_format_registry_matches_names():
-    assert set(formats.FORMATS) == {"folders", "yolo", "csv", "spacy-ner"}
+    assert set(formats.FORMATS) == {"folders", "yolo", "csv", "spacy-ner", "ultralytics", "coco"}
     for key, cls in formats.FORMATS.items():
         assert cls.name == key
     assert formats.get_format("SPACY_NER") is formats.FORMATS["spacy-ner"]

@@ -105,11 +105,22 @@ def _images(store: Store) -> None:
                 name=names[i % len(names)],
                 extension=("jpg", "png", "", "JPG")[i % 4],
                 split_ids=splits,
-                data=bytes([i]) * size,
+                data=_png(i + 1, i + 2) + bytes([i]) * size,  # a real image header (COCO needs its size)
                 annotations=[(labels[i % 3], s, box) for s in splits] if labelled else [],
             )
         )
     store.add_items(version_id, rows)
+
+
+@functools.cache
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (width, height)).save(out, "PNG")
+    return out.getvalue()
 
 
 def _texts(store: Store) -> None:

@@ -9,6 +9,7 @@ from engine.cli.download import download
 from engine.cli.export import NamesMissingValues, export, export_all
 from engine.cli.imports import import_
 from engine.cli.serve import serve
+from engine.cli.store import store_app
 from engine.cli.signals import install_stop_handlers
 from engine.cli.users import user_app
 
@@ -16,7 +17,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="dsexport",
-    help="Stream labelled datasets into ZIP archives (FOLDERS, YOLO, CSV, SPACY_NER) in bounded memory.",
+    help="Stream labelled datasets into ZIP archives (FOLDERS, YOLO, CSV, SPACY_NER, Ultralytics, COCO) in bounded memory.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -29,6 +30,7 @@ app.command("export-all")(export_all)
 app.command()(serve)
 app.add_typer(user_app, name="user")
 app.command("import")(import_)
+app.add_typer(store_app, name="store")
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ from engine.pipeline import ExportOptions, ExportResult, run_export
 from engine.sinks import open_sink
 from engine.sources import ExportPlan, Source, StoreSource
 from formats import natural_format
+from formats.boxes import left_out_note
 
 __all__ = ["NamesMissingValues", "export", "export_all"]
 
@@ -131,7 +132,7 @@ def export(
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     ray: Annotated[Optional[str], typer.Option("--ray", metavar="local|auto|ADDRESS", parser=_ray_address, help="Shard the export over Ray: local starts a cluster here, auto joins $RAY_ADDRESS's, else a cluster address.")] = None,
     shards: Annotated[Optional[int], typer.Option(min=1, help="Shards of a --ray export.", show_default="the cluster's CPUs")] = None,
-    parts_dir: Annotated[Optional[Path], typer.Option(help="Folder for a --ray export's parts, reachable by every worker.", show_default="the output's folder")] = None,
+    parts_dir: Annotated[Optional[str], typer.Option(metavar="DIR|URL", help="Folder for a --ray export's parts, reachable by every worker (s3://BUCKET/PREFIX with -o s3://...).", show_default="the output's folder")] = None,
 ) -> None:
     """Export one dataset version (or one split) as a ZIP archive.
 
@@ -173,6 +174,8 @@ def export(
         shown = ", ".join(result.skipped[:20])
         more = f" (and {result.skipped_count - 20} more)" if result.skipped_count > 20 else ""
         err.print(f"[yellow]skipped {result.skipped_count} item(s) with missing content:[/] {shown}{more}")
+    if (note := left_out_note(result.format, result.image_labels_left_out, result.boxes)) is not None:
+        err.print(f"[yellow]{note}[/]", highlight=False)
     if output != "-":
         err.print(
             f"wrote {output}: {result.items} items, {result.entries} entries, "

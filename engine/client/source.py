@@ -60,6 +60,9 @@ class _Item(msgspec.Struct):
     text: str | None = None
     splits: list[_Ref] | None = None
     annotations: list[_Ann] | None = None
+    #: The image's size in pixels (COCO needs it); absent from servers that do not record it.
+    width: int | None = None
+    height: int | None = None
 
 
 class RemoteFile:
@@ -247,4 +250,7 @@ def _export_item(
         if ann.label_id in labels and (split is None or ann.split_id == split.id)
     ]
     content = RemoteFile(f"{base}/items/{item.id}/download") if with_content else None
-    return ExportItem(item.id, item.name or "", item.extension or "", item.text or "", split, annotations, content)
+    return ExportItem(
+        item.id, item.name or "", item.extension or "", item.text or "", split, annotations, content,
+        item.width, item.height,
+    )

@@ -51,6 +51,7 @@ import msgspec
 
 from engine.archive_names import HostileName, check_names
 from engine.errors import InvalidInput
+from engine.images import blob_size, image_size
 from engine.importer.archive_guard import MAX_RATIO, check_inflation, check_layout, open_archive
 from engine.importer.plan import Plan
 from engine.importer.reads import ZipArchiveReader, check_entry_count
@@ -187,14 +188,19 @@ def _ingest(store: Store, version_id: str, zf: zipfile.ZipFile, plan: Plan) -> I
                     split_ids=[splits[s] for s in item.splits],
                     annotations=[(labels[l], splits[s], c) for l, s, c in item.annotations],
                 )
-                if item.blob is not None:  # written by _write_files
-                    store.blobs.record_file(item.blob)
-                    row.blob = item.blob
-                elif item.member is not None:  # a small member: inline, read now
-                    try:
+                try:
+                    if item.blob is not None:  # written by _write_files; its size read from the member's header
+                        store.blobs.record_file(item.blob)
+                        row.blob = item.blob
+                        with zf.open(item.member or "") as f:  # its header: the first chunks, read on if need be
+                            chunks = iter(lambda: f.read(1 << 16), b"")
+                            size = blob_size(chunks, item.blob.size, item.extension)
+                        row.width, row.height = size or (None, None)
+                    elif item.member is not None:  # a small member: inline, read now
                         row.data = zf.read(item.member)
-                    except zipfile.BadZipFile as exc:
-                        raise _bad(f"{item.member}: {exc}") from None
+                        row.width, row.height = image_size(row.data, item.extension) or (None, None)
+                except zipfile.BadZipFile as exc:
+                    raise _bad(f"{item.member}: {exc}") from None
                 counts.annotations += len(row.annotations)
                 yield row
 

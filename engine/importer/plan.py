@@ -38,6 +38,7 @@ CREATE TABLE memberships (seq INTEGER NOT NULL, split TEXT NOT NULL);
 CREATE INDEX memberships_seq ON memberships(seq);
 CREATE TABLE annotations (seq INTEGER NOT NULL, label TEXT NOT NULL, split TEXT NOT NULL, coordinates TEXT NOT NULL);
 CREATE INDEX annotations_seq ON annotations(seq);
+CREATE TABLE notes (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -135,7 +136,16 @@ class Plan:
             (item, label, split, coordinates),
         )
 
+    def note(self, key: str, value: str) -> None:
+        """Keep ``value`` under ``key`` for the reader (a COCO image id's item and size); a later note replaces it."""
+        self._db.execute("INSERT OR REPLACE INTO notes (key, value) VALUES (?, ?)", (key, value))
+
     # -- look-ups while building --------------------------------------------
+
+    def noted(self, key: str) -> str | None:
+        """What :meth:`note` kept under ``key``, or None."""
+        row = self._db.execute("SELECT value FROM notes WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
 
     def find(self, key: str) -> int | None:
         """The number of the item added with ``key``, or None."""

@@ -18,7 +18,7 @@ import io
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import ijson
 import msgspec
@@ -149,3 +149,57 @@ class ZipArchiveReader:
                 raise refused(f"{name} is not valid JSON: {str(exc).splitlines()[0]}") from None
             except UnicodeDecodeError:
                 raise refused(f"{name} is not UTF-8 text") from None
+
+    def json_items(self, name: str, key: str) -> Iterator[tuple[int, Any]]:
+        """(index, element) of the array under the top-level ``key`` of a JSON object, streamed by ijson.
+
+        Reading stops where that array ends. Errors name the entry and where
+        the document broke (``images[12]``, or the key before it): truncated
+        or malformed JSON says so, not a Python error.
+        """
+        place = _Place()
+        with self._zf.open(name) as f:
+            try:
+                events = place.track(ijson.parse(f, use_float=True))
+                first = next(events, None)
+                if first is None or first[1] != "start_map":
+                    raise refused(f"{name} is not valid: expected a JSON object")
+                yield from enumerate(ijson.items(_until_end_of(events, key), f"{key}.item"))
+            except ijson.JSONError as exc:
+                raise refused(f"{name} is not valid JSON: {_first_line(exc)} (at {place})") from None
+            except UnicodeDecodeError:
+                raise refused(f"{name} is not UTF-8 text") from None
+
+
+class _Place:
+    """Where a JSON object's parse is: the top-level key, and the element of its array."""
+
+    def __init__(self) -> None:
+        self.key = ""
+        self.index = -1
+
+    def track(self, events: Iterator[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+        for prefix, event, value in events:
+            if event == "map_key" and prefix == "":
+                self.key, self.index = value, -1
+            elif prefix == f"{self.key}.item" and event in ("start_map", "start_array", "string", "number",
+                                                           "boolean", "null"):
+                self.index += 1
+            yield prefix, event, value
+
+    def __str__(self) -> str:
+        if not self.key:
+            return "the start of the document"
+        return f"{self.key}[{self.index}]" if self.index >= 0 else f"{self.key!r}"
+
+
+def _until_end_of(events: Iterator[tuple[str, str, Any]], key: str) -> Iterator[tuple[str, str, Any]]:
+    """The events up to the end of the array at ``key`` (the rest of the document is another pass's)."""
+    for prefix, event, value in events:
+        yield prefix, event, value
+        if prefix == key and event == "end_array":
+            return
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]

@@ -10,6 +10,7 @@ from engine.errors import OutputError
 from engine.pipeline import ExportOptions
 from engine.scaleout.driver import run_scaleout
 from engine.sources import Source
+from formats.boxes import left_out_note
 
 __all__ = ["export_on_ray"]
 
@@ -31,7 +32,8 @@ def export_on_ray(
     A missing ``parts_dir`` is created, like ``export-all --out``, and
     removed again afterwards: it only ever holds the export's temporary parts.
     """
-    with _made_for_the_export(Path(parts_dir) if parts_dir else None):
+    local_parts = parts_dir and not parts_dir.startswith("s3://")
+    with _made_for_the_export(Path(parts_dir) if local_parts else None):
         result = run_scaleout(
             source_factory,
             dataset_id,
@@ -45,9 +47,11 @@ def export_on_ray(
         )
     skipped = f", skipped {result.skipped_count} item(s) with missing content" if result.skipped_count else ""
     reruns = f", {len(result.reruns)} re-run for name collisions" if result.reruns else ""
+    note = left_out_note(result.format, result.image_labels_left_out, result.boxes)
     return (
         f"wrote {output}: {result.items} items, {result.entries} entries, {result.bytes:,} bytes "
         f"in {result.seconds:.2f} s ({result.shards} shards{reruns}; stitch {result.stitch_seconds:.2f} s){skipped}"
+        + (f"\n{note}" if note else "")
     )
 
 

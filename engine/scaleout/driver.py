@@ -42,6 +42,9 @@ class ScaleoutResult(msgspec.Struct, kw_only=True):
     reruns: list[int]
     skipped: list[str]
     skipped_count: int
+    #: Box formats: image-level labels left out and boxes written, all shards together (None: not a box format).
+    image_labels_left_out: int = 0
+    boxes: int | None = None
 
 
 def run_scaleout(
@@ -74,6 +77,19 @@ def run_scaleout(
     started = time.perf_counter()
     if str(output) == "-":
         raise InvalidInput("a scale-out export writes a file: give -o FILE, not -o -")
+    in_bucket = str(output).startswith("s3://")
+    if in_bucket != str(parts_dir or "").startswith("s3://"):
+        raise InvalidInput(
+            "a --ray export into a bucket assembles its parts there: give both -o s3://BUCKET/KEY.zip and"
+            " --parts-dir s3://BUCKET/PREFIX (the same bucket), or neither"
+        )
+    if in_bucket:
+        from engine.scaleout.bucket_driver import run_in_bucket
+
+        return run_in_bucket(
+            source_factory, dataset_id, version_id, str(output), options, shards=shards, ray_address=ray_address,
+            parts_dir=str(parts_dir), backend=backend, max_retries=max_retries, num_cpus=num_cpus, started=started,
+        )
     if backend not in BACKENDS:
         raise InvalidInput(f"unknown backend {backend!r}")
     target = Path(output)
@@ -131,6 +147,8 @@ def run_scaleout(
         reruns=reruns,
         skipped=skipped,
         skipped_count=sum(part.skipped_count for part in parts),
+        image_labels_left_out=sum(part.image_labels_left_out for part in parts),
+        boxes=None if not parts or any(p.boxes is None for p in parts) else sum(p.boxes or 0 for p in parts),
     )
 
 

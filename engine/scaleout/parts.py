@@ -81,6 +81,9 @@ class PartManifest(msgspec.Struct, kw_only=True):
     skipped_count: int
     #: Wall time of the shard's export inside its task.
     seconds: float = 0.0
+    #: Box formats: the shard's image-level labels left out, and its boxes (None: not a box format).
+    image_labels_left_out: int = 0
+    boxes: int | None = None
 
 
 class PartSpool(RecordWriter):
@@ -184,12 +187,19 @@ class _Part:
         return size
 
 
-def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManifest:
+def run_part(
+    spec: PartSpec, source_factory: Callable[[], Source], *, data_sink: Callable[[Path], Sink] | None = None
+) -> PartManifest:
     """Write ``spec``'s part into its run folder; return what it holds.
 
     On failure nothing of this attempt is left but its temporary files,
-    which the driver removes with the run folder.
+    which the driver removes with the run folder. ``data_sink`` puts the
+    ``.zipdata`` elsewhere (a bucket: ``engine.scaleout.bucket``).
     """
+    if spec.run_dir.startswith("s3://") and data_sink is None:
+        from engine.scaleout.bucket import run_part_in_bucket
+
+        return run_part_in_bucket(spec, source_factory)
     stem = Path(spec.run_dir) / f"s{spec.shard.index:05d}-{secrets.token_hex(4)}"
     part = _Part(spec, stem)
     data = stem.with_name(stem.name + ".zipdata")
@@ -197,7 +207,7 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
         source_factory,
         spec.dataset_id,
         spec.version_id,
-        FileSink(data),
+        FileSink(data) if data_sink is None else data_sink(data),
         spec.options,
         backend=spec.backend,
         job_factory=part.job,
@@ -214,6 +224,8 @@ def run_part(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManife
         skipped=result.skipped,
         skipped_count=result.skipped_count,
         seconds=result.seconds,
+        image_labels_left_out=result.image_labels_left_out,
+        boxes=result.boxes,
     )
 
 

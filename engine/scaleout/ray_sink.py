@@ -65,8 +65,9 @@ def cluster_cpus() -> int:
 
 def _run_attempt(spec: PartSpec, source_factory: Callable[[], Source]) -> PartManifest:
     """One attempt at a part, leaving a marker so a failure can be pinned on its shard."""
-    marker = Path(spec.run_dir) / f"s{spec.shard.index:05d}-{os.getpid()}-{secrets.token_hex(4)}{_ATTEMPT}"
-    marker.touch()
+    if not spec.run_dir.startswith("s3://"):  # parts in a bucket: failures are reported by Ray's error alone
+        marker = Path(spec.run_dir) / f"s{spec.shard.index:05d}-{os.getpid()}-{secrets.token_hex(4)}{_ATTEMPT}"
+        marker.touch()
     try:
         return run_part(spec, source_factory)
     except DsexportError as exc:

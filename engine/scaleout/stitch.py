@@ -41,7 +41,7 @@ from engine.scaleout.parts import PartManifest, Piece
 from engine.scaleout.records import relocate
 from formats.base import ExportContext
 
-__all__ = ["StitchSpool", "StitchedBlob", "copy_range", "stitch"]
+__all__ = ["StitchSpool", "StitchedBlob", "copy_range", "stitch", "write_archive"]
 
 _COPY = 1 << 30
 _RECORDS_BLOCK = 8 << 20
@@ -129,7 +129,15 @@ def stitch(
     """
     sink = FileSink(output)
     try:
-        size, entries = _write(plan, options, parts, run_dir, sink)
+        fd = sink.fileno()
+
+        def copy_part(part: PartManifest) -> None:
+            with open(run_dir / part.data, "rb") as data:
+                copy_range(data.fileno(), fd, 0, part.size)
+
+        size, entries = write_archive(
+            plan, options, parts, run_dir, sink.write, copy_part, lambda blob: blob.copy_to(fd, sink.write)
+        )
         sink.commit(size)
     except BaseException:
         sink.abort()
@@ -137,18 +145,28 @@ def stitch(
     return size, entries
 
 
-def _write(
-    plan: ExportPlan, options: ExportOptions, parts: list[PartManifest], run_dir: Path, sink: FileSink
+def write_archive(
+    plan: ExportPlan,
+    options: ExportOptions,
+    parts: list[PartManifest],
+    run_dir: Path,
+    write: Callable[[bytes], object],
+    copy_part: Callable[[PartManifest], None],
+    copy_stitched: Callable[[StitchedBlob], None] | None,
 ) -> tuple[int, int]:
+    """Write the archive through ``write`` (the driver's bytes) and ``copy_part`` (a part's data, copied
+    where it is: by the kernel into a file, or server-side in a bucket); (archive bytes, entries).
+
+    ``copy_stitched`` puts a stored closing entry's payload in place without
+    Python reading it (None: it is written through ``write``).
+    """
     format_cls = check_options(plan, options)
     compress_type = COMPRESSION[options.compression]
-    writer = ZipWriter(sink.write, compress_type=compress_type)
-    fd = sink.fileno()
+    writer = ZipWriter(write, compress_type=compress_type)
     try:
         for part in parts:
             base = writer.bytes_written
-            with open(run_dir / part.data, "rb") as data:
-                copy_range(data.fileno(), fd, 0, part.size)
+            copy_part(part)
             _hand_over_records(writer, run_dir / part.central_directory, base, part.size)
         claims = SpillingClaims()
         made: list[StitchSpool] = []
@@ -175,8 +193,8 @@ def _write(
                 raise InvalidInput("the format made a different number of spools on the driver than on a shard")
             for entry in fmt.finish():
                 data = entry.data
-                if isinstance(data, StitchedBlob) and compress_type == ZIP_STORED:
-                    writer.write_copied(entry.path, data.size, data.crc32 or 0, lambda d=data: d.copy_to(fd, sink.write))
+                if isinstance(data, StitchedBlob) and compress_type == ZIP_STORED and copy_stitched is not None:
+                    writer.write_copied(entry.path, data.size, data.crc32 or 0, lambda d=data: copy_stitched(d))
                 else:
                     writer.write(entry.path, data)
         finally:

@@ -55,6 +55,7 @@ from engine.errors import InvalidInput, OutputError
 from engine.pipeline import ExportOptions, check_options, export
 from engine.sizing import archive_size
 from engine.sources import resolve_plan
+from engine.server.box_notes import box_headers
 from engine.turns import CpuTurns
 from engine.server.auth import check_version
 from engine.server.http_range import (
@@ -278,9 +279,9 @@ async def _respond(
         revision = reader.revision(version_id)
         split_id = plan.split.id if plan.split else ""
         etag = etag_of(f"{ARCHIVE_GENERATION}:{version_id}:{revision}:{options.format}:{split_id}:{compression}")
-        return plan, options, revision, etag, svc.size_of(etag)
+        return plan, options, revision, etag, svc.size_of(etag), box_headers(reader, plan, options.format)
 
-    plan, options, revision, etag, size = await anyio.to_thread.run_sync(prepare)
+    plan, options, revision, etag, size, notes = await anyio.to_thread.run_sync(prepare)
     name = _filename(plan.dataset.name, plan.version.name, plan.split.name if plan.split else "", options.format)
     headers = {
         "etag": etag,
@@ -288,6 +289,7 @@ async def _respond(
         "content-disposition": _disposition(name + ".zip"),
         "cache-control": "private, no-cache",
         "x-dsexport-format": options.format,
+        **notes,
     }
     if if_none_match_hits(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)

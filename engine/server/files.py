@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from engine.errors import InvalidInput, NotFound
+from engine.images import image_size
 from engine.server.auth import authorize, caller_key, check_item
 from engine.server.bodies import JSON
 from engine.server.operations.items import EXTENSION
@@ -47,8 +48,10 @@ async def upload_file(request: Request) -> JSON:
         store = app_state(request).store
 
         def ingest():
+            upload.file.seek(0)
+            size = image_size(upload.file, extension) or (None, None)  # the header only; None: not an image
             blob = store.blobs.put_stream(chunks())  # outside the lock: hashing and disk I/O
-            return store.set_item_blob(item_id, blob, extension)
+            return store.set_item_blob(item_id, blob, extension, width=size[0], height=size[1])
 
         item = await anyio.to_thread.run_sync(ingest)
     return JSON(item)

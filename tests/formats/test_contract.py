@@ -49,6 +49,8 @@ def dataset(content_type: str):
                     split=s,
                     annotations=annotations,
                     content=b"data",
+                    width=64 + i,
+                    height=48 + i,
                 )
             )
     return ctx, items

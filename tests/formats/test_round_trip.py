@@ -7,7 +7,10 @@ colours, no label or split that no item uses, and cannot tell an item in two spl
 from two items, CSV keeps no
 item names, YOLO holds boxes only and an image's boxes are the same in every
 split, and an item in no split carries no annotations anywhere (an
-annotation belongs to a split). Writing is the format's ``entries()`` and
+annotation belongs to a split). Ultralytics and COCO hold boxes only, and
+an item in two splits reads back as two items (a copy in each split's
+folder); COCO keeps its categories in the splits' JSONs, so a version
+without splits keeps no labels. Writing is the format's ``entries()`` and
 ``finish()``; reading is its ``read()`` over the importer's real archive
 reader and spooled plan, after the importer's archive check.
 
@@ -32,6 +35,7 @@ from servers import Server
 from typer.testing import CliRunner
 
 from engine.cli import app as cli_app
+from engine.images import image_size
 from engine.importer import check_archive
 from engine.importer.archive_guard import open_archive
 from engine.importer.plan import Plan
@@ -89,10 +93,12 @@ def _write(fmt: str, v: Version) -> bytes:
             if s in doc.occurrences:
                 text = doc.content if isinstance(doc.content, str) else ""
                 content = doc.content if isinstance(doc.content, bytes) else None
+                size = image_size(content) if content else None
                 occurrences.append(item(
                     doc.id, doc.name, doc.extension, text=text, content=content,
                     split=None if s is None else split_of[s],
                     annotations=[ann(by_name[lb], c) for lb, c in doc.occurrences[s]],
+                    width=size[0] if size else None, height=size[1] if size else None,
                 ))
     ctx = make_ctx(content_type=v.content_type, labels=labels, splits=splits, config=v.config,
                    multi_label=v.multi_label)
@@ -190,6 +196,42 @@ def gen_yolo(rng: random.Random, *, with_splits: bool) -> Version:
     return Version("images", labels, splits, docs)
 
 
+def _png(rng: random.Random) -> tuple[bytes, int, int]:
+    """A real (tiny) PNG of a random size: COCO's boxes are in its pixels."""
+    from PIL import Image
+
+    width, height = rng.randint(1, 40), rng.randint(1, 40)
+    out = io.BytesIO()
+    Image.new("L", (width, height), rng.randrange(256)).save(out, "PNG")
+    return out.getvalue(), width, height
+
+
+def _pixel_box(rng: random.Random, width: int, height: int) -> str:
+    """A box on whole pixels, relative: what a COCO archive's integer bbox reads back as, exactly."""
+    x, y = rng.randint(0, width - 1), rng.randint(0, height - 1)
+    w, h = rng.randint(1, width - x), rng.randint(1, height - y)
+    values = ((x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
+    return " ".join(repr(v) for v in values)
+
+
+def gen_boxes(rng: random.Random, *, with_splits: bool, labels_need_a_split: bool = False) -> Version:
+    """Ultralytics and COCO: real images, boxes on whole pixels, every item in at most one split.
+
+    COCO's categories live in the splits' JSONs: without a split, labels no item uses are not kept."""
+    labels = _labels(rng, rng.randint(1, 4))
+    splits = ["train", "valid", "test", "extra"][: rng.randint(1, 4)] if with_splits else []
+    docs = []
+    for n in range(rng.randint(1, 12)):
+        content, width, height = _png(rng)
+        where = _split_choice(rng, splits, several=False)[0]
+        boxes = [] if where is None else [
+            (rng.choice(list(labels)), _pixel_box(rng, width, height)) for _ in range(rng.randint(0, 3))
+        ]
+        docs.append(Doc(f"id{n}", f"img{n}", rng.choice(["jpg", "png"]), content, {where: boxes}))
+    return Version("images", labels, splits, docs, colours_kept=False,
+                   unused_kept=with_splits or not labels_need_a_split)
+
+
 def gen_csv(rng: random.Random, *, multi_label: bool, with_splits: bool, separator: str, columns: int) -> Version:
     labels = _labels(rng, rng.randint(1, 4))
     splits = ["train", "valid", "test"][: rng.randint(1, 3)] if with_splits else []
@@ -234,6 +276,10 @@ CASES = {
     "folders-text": ("folders", lambda rng: gen_folders(rng, text=True, with_splits=True)),
     "yolo": ("yolo", lambda rng: gen_yolo(rng, with_splits=True)),
     "yolo-no-splits": ("yolo", lambda rng: gen_yolo(rng, with_splits=False)),
+    "ultralytics": ("ultralytics", lambda rng: gen_boxes(rng, with_splits=True)),
+    "ultralytics-no-splits": ("ultralytics", lambda rng: gen_boxes(rng, with_splits=False)),
+    "coco": ("coco", lambda rng: gen_boxes(rng, with_splits=True)),
+    "coco-no-splits": ("coco", lambda rng: gen_boxes(rng, with_splits=False, labels_need_a_split=True)),
     "csv-one-label": ("csv", lambda rng: gen_csv(rng, multi_label=False, with_splits=True, separator=",", columns=3)),
     "csv-multi-label": ("csv", lambda rng: gen_csv(rng, multi_label=True, with_splits=True, separator=";", columns=2)),
     "csv-one-column": ("csv", lambda rng: gen_csv(rng, multi_label=False, with_splits=True, separator=",", columns=1)),
@@ -280,12 +326,14 @@ def _fresh_version(store: Path, dataset_id: str) -> str:
         return opened.create_version(dataset_id).id or ""
 
 
-@pytest.mark.parametrize("which", ["pets", "reviews", "shapes", "iris-like", "news", "shapes-folders"])
+@pytest.mark.parametrize("which", ["pets", "reviews", "shapes", "iris-like", "news", "shapes-folders", "shapes-coco",
+                                   "shapes-ultralytics"])
 def test_round_trip_through_the_cli(demo_store, tmp_path, which):
     store, made, _ = demo_store
     by_name = {d.name: d for d in made}
-    d = by_name[which.removesuffix("-folders")]
-    fmt = "folders" if which.endswith("-folders") else d.format
+    name, _, other = which.partition("-") if which.startswith("shapes-") else (which, "", "")
+    d = by_name[name]
+    fmt = other or d.format
     first = export_bytes(store, d.dataset_id, d.version_id, fmt, tmp_path)
     (tmp_path / "first.zip").write_bytes(first)
     target = _fresh_version(store, d.dataset_id)
@@ -303,21 +351,22 @@ def test_round_trip_over_http_and_the_sdk_upload(demo_store, tmp_path, monkeypat
     srv.keys = {"alice": key}
     try:
         headers = {"Authorization": f"Bearer {key}"}
-        for d in made:
+        shapes = next(d for d in made if d.name == "shapes")
+        for d, fmt in [*((d, d.format) for d in made), (shapes, "coco"), (shapes, "ultralytics")]:
             first = requests.get(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{d.version_id}/download?format={d.format}", headers=headers
+                f"{srv.base}datasets/{d.dataset_id}/versions/{d.version_id}/download?format={fmt}", headers=headers
             ).content
             target = _fresh_version(store, d.dataset_id)
             r = requests.post(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/upload/{d.format}",
+                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/upload/{fmt}",
                 files={"file": ("dataset.zip", first, "application/x-zip-compressed")}, headers=headers,
             )
             assert r.status_code == 200, r.text
             assert r.json()["id"] == target
             second = requests.get(
-                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/download?format={d.format}", headers=headers
+                f"{srv.base}datasets/{d.dataset_id}/versions/{target}/download?format={fmt}", headers=headers
             ).content
-            assert entries(second) == entries(first, d.version_id, target), d.name
+            assert entries(second) == entries(first, d.version_id, target), (d.name, fmt)
 
         # the SDK's upload_df: a CSV zip with its own config.json
         import pandas as pd

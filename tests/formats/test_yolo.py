@@ -9,7 +9,8 @@ from formats_support import MemoryBlob, ann, item, label, make_ctx, render, rend
 
 from engine.errors import InvalidInput
 from engine.spool import SpillingClaims
-from formats.yolo import YoloFormat, _num
+from formats.boxes import num as _num
+from formats.yolo import YoloFormat
 
 CAR = label("car", color="#36dfd4")
 PERSON = label("person", color="#f0699e")
@@ -101,7 +102,7 @@ def test_coordinates_are_normalised_and_exact():
 
 
 @pytest.mark.parametrize(
-    "coordinates", ["", "0.5 0.5 0.5", "a b c d", "0.5 0.5 0.5 1.5", "nan 0 0 0", "1 2 3 4 5"]
+    "coordinates", ["0.5 0.5 0.5", "a b c d", "0.5 0.5 0.5 1.5", "nan 0 0 0", "1 2 3 4 5"]
 )
 def test_bad_coordinates_name_the_item(coordinates):
     items = [item("item-77", "a", "jpg", split=TRAIN, content=b"", annotations=[ann(CAR, coordinates)])]
@@ -239,3 +240,17 @@ def test_colliding_split_names_and_version_id_made_safe():
     assert files["a_b.txt"] == b""
     assert files["A_B~s2.txt"] == b"p.jpg\n"
     assert files[".._v.names"] == b"car\n"
+
+
+def test_image_level_labels_are_left_out_and_counted():
+    """A classification annotation is not a box: the image and its boxes are written, the label is counted."""
+    dog = label("dog", color="#000000")
+    items = [
+        item("i1", "a", "jpg", split=TRAIN, content=b"A", annotations=[ann(CAR, ""), ann(CAR, "0.5 0.5 0.2 0.2")]),
+        item("i2", "b", "jpg", split=TRAIN, content=b"B", annotations=[ann(dog, " ")]),
+    ]
+    fmt_ctx = make_ctx(content_type="images", version_id="v1", labels=[CAR, dog], splits=[TRAIN])
+    fmt = YoloFormat(fmt_ctx)
+    files = {e.path: e.data for it in items for e in fmt.entries(it)}
+    assert files == {"a.jpg": b"A", "a.txt": b"0 0.5 0.5 0.2 0.2\n", "b.jpg": b"B", "b.txt": b""}
+    assert (fmt.image_labels_left_out, fmt.boxes_written) == (2, 1)

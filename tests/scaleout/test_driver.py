@@ -65,12 +65,22 @@ def _image_dataset(store: Store) -> tuple[str, str]:
                 name=names[i % len(names)],
                 extension=("jpg", "png", "")[i % 3],
                 split_ids=splits,
-                data=f"image {i}".encode() * (i + 1),
-                annotations=[(label, s, box) for s in splits],
+                data=_png(i % 4 + 1, i % 3 + 1) + f"image {i}".encode() * (i + 1),  # a real header: COCO's sizes
+                annotations=[(label, s, box if i % 4 else "") for s in splits],  # every 4th an image-level label
             )
         )
     store.add_items(version.id or "", rows)
     return ds.id or "", version.id or ""
+
+
+def _png(width: int, height: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (width, height)).save(out, "PNG")
+    return out.getvalue()
 
 
 def _tabular_dataset(store: Store) -> tuple[str, str]:
@@ -113,7 +123,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, tup
     root = tmp_path_factory.mktemp("scaleout-store")
     with Store.open(root) as opened:
         images = _image_dataset(opened)
-        made = {"folders": images, "yolo": images, "csv": _tabular_dataset(opened), "spacy-ner": _ner_dataset(opened)}
+        made = {"folders": images, "yolo": images, "csv": _tabular_dataset(opened), "spacy-ner": _ner_dataset(opened),
+                "ultralytics": images, "coco": images}
     return root, made
 
 
@@ -137,6 +148,11 @@ def test_every_format_stitches_byte_identical_with_1_2_and_5_shards(store, tmp_p
         result = _scaled(root, made[fmt], out, shards, options={"format": fmt})
         assert out.read_bytes() == expected, f"{fmt} with {shards} shards differs"
         assert result.shards == shards and result.bytes == len(expected)
+        if getattr(FORMATS[fmt], "boxes_only", False):  # every shard's image-level labels, counted once
+            with Store.open(root, create=False) as opened:
+                boxes, left_out = opened.annotation_counts(made[fmt][1])
+            assert result.image_labels_left_out == left_out > 0
+            assert result.boxes == boxes or (fmt == "yolo" and 0 < (result.boxes or 0) < boxes)  # YOLO: repeats once
         reruns.append(result.reruns)
     entries = check_archive(tmp_path / "scaled-5.zip")
     assert reruns[0] == []  # one shard never collides with itself

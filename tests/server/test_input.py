@@ -9,6 +9,7 @@ naming the limit; never a 500.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import socket
@@ -332,18 +333,28 @@ def test_item_file_uploads_are_not_held_to_the_json_limit(server, made):
     assert got.content == picture
 
 
-# -- YOLO of image-level labels ------------------------------------------------------------------
+def test_an_uploaded_image_gets_its_size_and_other_content_none(server, made):
+    h = auth(server)
+    r = requests.post(made["item"] + "/upload", files={"file": ("p.png", png(3), "image/png")}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (r.json()["width"], r.json()["height"]) == (7, 3)
+    assert requests.get(made["item"], headers=h).json()["width"] == 7  # kept, not only answered
+    r = requests.post(made["item"] + "/upload", files={"file": ("notes.bin", b"not an image", "application/x")},
+                      headers=h)
+    assert r.status_code == 200 and (r.json()["width"], r.json()["height"]) == (None, None)  # replaced, not kept
 
 
-def test_yolo_names_an_image_level_label_and_points_to_folders():
+# -- box formats of image-level labels -------------------------------------------------------------
+# A classification annotation (no box) is not a box: YOLO, Ultralytics and COCO write the images and
+# leave such labels out, saying how many (this used to be a 400 naming the label).
+
+
+def test_yolo_leaves_an_image_level_label_out_and_counts_it():
     cat, train = label("cat"), split("train")
     ctx = make_ctx(content_type="images", version_id="v", labels=[cat], splits=[train])
-    items = [item("item-5", "a", "jpg", split=train, content=b"", annotations=[ann(cat, "")])]
-    with pytest.raises(InvalidInput) as raised:
-        render(YoloFormat, ctx, items)
-    assert str(raised.value) == (
-        "item 'item-5' has an image-level label 'cat' (no box): YOLO holds boxes only; export this version as folders"
-    )
+    items = [item("item-5", "a", "jpg", split=train, content=b"A", annotations=[ann(cat, "")])]
+    files = render(YoloFormat, ctx, items)
+    assert (files["a.jpg"], files["a.txt"]) == (b"A", b"")
 
 
 @pytest.fixture(scope="module")
@@ -365,26 +376,30 @@ def classification(server) -> dict[str, str]:
     return {"dataset": ds.id, "version": version.id, "first_item": it.id}
 
 
-def test_yolo_of_a_classification_dataset_is_400_with_the_cause(server, classification):
+@pytest.mark.parametrize("fmt", ["yolo", "ultralytics", "coco"])
+def test_a_box_format_of_a_classification_dataset_exports_and_says_what_it_left_out(server, classification, fmt):
     url = f"{server.base}datasets/{classification['dataset']}/versions/{classification['version']}/download"
-    r = requests.get(url, params={"format": "yolo"}, headers=auth(server))
-    message = refused(r, 400, "image-level label 'cat' (no box)", "YOLO holds boxes only", "as folders")
-    assert "cx cy w h" not in message
-    assert requests.get(url, params={"format": "folders"}, headers=auth(server)).status_code == 200
+    r = requests.get(url, params={"format": fmt}, headers=auth(server))
+    assert r.status_code == 200, r.text
+    assert r.headers["x-dsexport-format"] == fmt
+    assert r.headers["x-dsexport-image-labels-left-out"] == "2"
+    assert "folders" in r.headers["x-dsexport-warning"] and "no boxes" in r.headers["x-dsexport-warning"]
+    names = zipfile.ZipFile(io.BytesIO(r.content)).namelist()
+    assert sum(name.endswith(".png") for name in names) == 2  # both images are there
+    folders = requests.get(url, params={"format": "folders"}, headers=auth(server))
+    assert folders.status_code == 200 and "x-dsexport-image-labels-left-out" not in folders.headers
 
 
-def test_the_sdk_error_carries_the_reason_phrase(server, classification, tmp_path):
-    from requests import HTTPError
+def test_the_sdk_downloads_yolo_of_a_classification_dataset(server, classification, tmp_path):
     from seeme.types import DatasetFormat
 
     client = sdk_client(server)
-    with pytest.raises(HTTPError) as raised:
-        client.download_dataset(classification["dataset"], classification["version"], export_format=DatasetFormat.YOLO,
-                                download_file=str(tmp_path / "d.zip"), extract_to_folder=str(tmp_path), params={})
-    assert str(raised.value).startswith("400 Client Error: Bad Request for url:")
+    client.download_dataset(classification["dataset"], classification["version"], export_format=DatasetFormat.YOLO,
+                            download_file=str(tmp_path / "d.zip"), extract_to_folder=str(tmp_path / "x"), params={})
+    assert sorted(p.name for p in (tmp_path / "x").iterdir() if p.suffix == ".png") == ["p0.png", "p1.png"]
 
 
-def test_the_cli_exits_2_with_the_cause(server, classification, tmp_path):
+def test_the_cli_exports_and_names_the_fitting_format(server, classification, tmp_path):
     out = tmp_path / "pets.zip"
 
     def export(fmt: str) -> subprocess.CompletedProcess:
@@ -394,14 +409,15 @@ def test_the_cli_exits_2_with_the_cause(server, classification, tmp_path):
             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120,
         )
 
-    refused_export = export("yolo")
-    assert refused_export.returncode == 2, refused_export.stderr
-    assert "image-level label 'cat' (no box): YOLO holds boxes only; export this version as folders" in (
-        refused_export.stderr
-    )
-    assert "Traceback" not in refused_export.stderr and not out.exists()
+    done = export("yolo")
+    assert done.returncode == 0, done.stderr
+    assert "left out 2 image-level label(s)" in done.stderr and "the folders format" in done.stderr
+    names = zipfile.ZipFile(out).namelist()
+    assert [n for n in names if n.startswith("p")] == ["p0.png", "p0.txt", "p1.png", "p1.txt"]
+    assert zipfile.ZipFile(out).read("p0.txt") == b""  # the image-level label is not a box line
     done = export("folders")
     assert done.returncode == 0, done.stderr
+    assert "image-level" not in done.stderr
     assert len(zipfile.ZipFile(out).namelist()) == 2
 
 

@@ -52,11 +52,11 @@ def test_registry_opens_back_ends_by_url(tmp_path: Path):
             assert isinstance(store, Store) and isinstance(store.blobs.files, LocalBlobs)
 
 
-@pytest.mark.parametrize("url", ["mysql://db/x", "s3://bucket/prefix"])
+@pytest.mark.parametrize("url", ["mysql://db/x", "gs://bucket/prefix"])
 def test_registry_refuses_an_unknown_scheme_and_lists_the_known_ones(url: str):
     from engine.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match=r"no (store|blob) back end for '(mysql|s3)' URLs; a path or one of: "):
+    with pytest.raises(InvalidInput, match=r"no (store|blob) back end for '(mysql|gs)' URLs; a path or one of: "):
         open_store(url) if url.startswith("mysql") else open_blobs(url)
 
 

@@ -44,7 +44,7 @@ def test_reopen_keeps_data_and_settings(tmp_path: Path):
     assert (mode, fks) == ("wal", 1)
     with Store.open(tmp_path, create=False) as store:
         assert [d.id for d in store.list_datasets()] == [ds.id]
-        assert sql(store, "PRAGMA user_version")[0] == SCHEMA_VERSION == 2
+        assert sql(store, "PRAGMA user_version")[0] == SCHEMA_VERSION == 4
 
 
 # -- numbered migrations ---------------------------------------------------------
@@ -147,6 +147,8 @@ def test_a_store_of_the_previous_release_opens_and_migrates(tmp_path: Path, serv
         [page] = list(store.iter_pages("v1", content=PageContent.NONE))
         assert [(i.id, i.text, i.split.name if i.split else None, [a.label.name for a in i.annotations])
                 for i in page] == [("i1", "hello", "train", ["pos"])]
+        assert (page[0].width, page[0].height) == (None, None)  # migration 3: sizes unknown until measured
+        assert store.get_item("i1").width is None
         user, key = store.create_user("ada", "secret")  # the service's tables are there
         assert store.user_for_key(key) == user["id"]
         store.remember_archive_size("etag", "v1", store.revision("v1"), 123)

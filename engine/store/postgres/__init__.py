@@ -3,8 +3,8 @@
 ``db`` (the pool, transactions, snapshots, and how the SQLite back end's
 shared queries run here), ``schema`` (numbered migrations under an advisory
 lock), ``bulk`` (``COPY``), ``pages`` (server-side cursors in a
-``REPEATABLE READ`` snapshot), ``sizes``, ``blob_index`` (small blobs
-inline as ``bytea``), and ``store``, which puts them together as
+``REPEATABLE READ`` snapshot), ``dump`` (store copy), ``blob_index`` (small
+blobs inline as ``bytea``), and ``store``, which puts them together as
 :class:`PostgresStore` and :class:`PostgresReader`. Needs psycopg 3 and
 psycopg_pool (``pip install 'psycopg[binary]' psycopg_pool``).
 """

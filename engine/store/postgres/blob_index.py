@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from engine.store.api import BlobRef, BlobStore
+from engine.store.api import BlobRef, BlobStore, PackSlot
 from engine.store.postgres.db import PgConnection
 from engine.store.sqlite.blob_index import SqliteBlobs
 
 __all__ = ["PgBlobs"]
+
+#: A blob row as ``stage_small`` stages it: inline ``data``, or a ``pack`` slot.
+_COLUMNS = "sha256, size, crc32, data, pack, pack_offset"
 
 
 class PgBlobs(SqliteBlobs):
@@ -33,8 +36,8 @@ class PgBlobs(SqliteBlobs):
             return {}
         return dict(self._db.execute("SELECT sha256, id FROM blobs WHERE sha256 = ANY(?)", (wanted,)).fetchall())
 
-    def insert_many(self, small: dict[str, tuple[str, int, int, bytes]]) -> dict[str, int]:
-        """Record small blobs in bulk (those already there are kept) and return every one's row id.
+    def insert_many(self, small: dict[str, tuple]) -> dict[str, int]:
+        """Record small blobs staged by ``stage_small`` (those already there are kept); every one's row id.
 
         Inside a transaction: the rows are copied (binary ``COPY``) into a
         staging table that empties itself at commit, then moved over with
@@ -44,13 +47,13 @@ class PgBlobs(SqliteBlobs):
 
         db = self._db
         db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS blobs_incoming"
-            " (sha256 text COLLATE \"C\", size bigint, crc32 bigint, data bytea) ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS blobs_incoming (sha256 text COLLATE \"C\", size bigint, crc32 bigint,"
+            " data bytea, pack text COLLATE \"C\", pack_offset bigint) ON COMMIT DELETE ROWS"
         )
-        copy_rows(db, "blobs_incoming", "sha256, size, crc32, data", list(small.values()))
+        copy_rows(db, "blobs_incoming", _COLUMNS, list(small.values()))
         ids = dict(
             db.execute(
-                "INSERT INTO blobs (sha256, size, crc32, data) SELECT sha256, size, crc32, data FROM blobs_incoming"
+                f"INSERT INTO blobs ({_COLUMNS}) SELECT {_COLUMNS} FROM blobs_incoming"
                 " ON CONFLICT (sha256) DO NOTHING RETURNING sha256, id"
             ).fetchall()
         )
@@ -58,8 +61,8 @@ class PgBlobs(SqliteBlobs):
             ids.update(self.ids_of([sha for sha in small if sha not in ids]))
         return ids
 
-    def _record(self, ref: BlobRef, data: bytes | None) -> None:
+    def _record(self, ref: BlobRef, data: bytes | None, slot: PackSlot | None = None) -> None:
         self._db.execute(
-            "INSERT INTO blobs (sha256, size, crc32, data) VALUES (?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-            (ref.sha256, ref.size, ref.crc32, data),
+            f"INSERT INTO blobs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+            (ref.sha256, ref.size, ref.crc32, data, slot and slot.pack, slot and slot.offset),
         )

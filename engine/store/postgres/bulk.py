@@ -36,6 +36,7 @@ class PgBulkWrites(BulkWrites, PgWrites):
 
     def _write_batch(self, version_id: str, batch: ItemBatch) -> None:
         """One validated batch: blobs by one upsert, then items, memberships and annotations by ``COPY``."""
+        batch.small = self.blobs.stage_small(batch.small)  # packed small blobs are written here, outside the transaction
         with self._tx() as db:
             rows = batch.items_with(self._blob_ids_of(batch))
             try:

@@ -103,8 +103,24 @@ CREATE TABLE archive_sizes (
 CREATE INDEX archive_sizes_version ON archive_sizes(version_id);
 """
 
-#: Migration n (1-based) is ``MIGRATIONS[n - 1]``.
-MIGRATIONS: tuple[str, ...] = (_V1_EXPORT_TABLES, _V2_SERVICE_TABLES)
+# An image item's size in pixels (NULL: not an image, or not measured yet).
+_V3_IMAGE_SIZES = """
+ALTER TABLE items ADD COLUMN width bigint;
+ALTER TABLE items ADD COLUMN height bigint;
+"""
+
+# Small blobs packed into pack objects of the blob back end (S3): ``size`` bytes at
+# ``pack_offset`` of pack ``pack`` (``data`` NULL); ``retired_packs``: packs compaction
+# stopped using, deleted a grace period later (engine.store.compact).
+_V4_PACKED_BLOBS = f"""
+ALTER TABLE blobs ADD COLUMN pack {_T};
+ALTER TABLE blobs ADD COLUMN pack_offset bigint;
+CREATE INDEX blobs_pack ON blobs(pack) WHERE pack IS NOT NULL;
+CREATE TABLE retired_packs (pack {_T} PRIMARY KEY, retired_at double precision NOT NULL);
+"""
+
+#: Migration n (1-based) is ``MIGRATIONS[n - 1]``; the numbers are SQLite's.
+MIGRATIONS: tuple[str, ...] = (_V1_EXPORT_TABLES, _V2_SERVICE_TABLES, _V3_IMAGE_SIZES, _V4_PACKED_BLOBS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS dsexport_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -12,14 +12,14 @@ store). :class:`PostgresReader` owns one connection, so its snapshot
 The methods come from the SQLite back end's modules of one job each, run on
 PostgreSQL by ``engine.store.postgres.db``, with PostgreSQL's own
 ``schema``, ``bulk`` (``COPY``), ``pages`` (server-side cursors),
-``sizes`` and ``blob_index``.
+``dump`` (store copy) and ``blob_index``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -31,11 +31,16 @@ from engine.store.postgres.blob_index import PgBlobs
 from engine.store.postgres.bulk import PgBulkWrites
 from engine.store.postgres.db import PgConnection, PgReads, PgWrites, ThreadTransaction, display_url, mapped_errors
 from engine.store.postgres.pages import PgPageReads
-from engine.store.postgres.sizes import PgSizeWrites
+from engine.store.postgres.dump import PgRecordReads, PgRecordWrites
 from engine.store.sqlite.accounts import AccountWrites
 from engine.store.sqlite.catalog import CatalogWrites
 from engine.store.sqlite.items import ItemReads, ItemWrites
+from engine.store.sqlite.packs import PackWrites
+from engine.store.sqlite.sizes import SizeWrites
+from engine.store.records import StoreRecord
 from formats.base import ExportItem
+
+T = TypeVar("T")
 
 __all__ = ["POOL_SIZE", "POOL_WAIT_VARIABLE", "PostgresReader", "PostgresStore", "pool_wait"]
 
@@ -74,7 +79,7 @@ def _connect(url: str, where: str) -> psycopg.Connection:
         return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
 
 
-class PostgresReader(PgPageReads, ItemReads, PgReads):
+class PostgresReader(PgPageReads, ItemReads, PgRecordReads, PgReads):
     """Read access on one connection of its own: lookups, counts and the export's pages.
 
     One thread at a time (it may be handed between threads). Its
@@ -122,7 +127,10 @@ class PostgresReader(PgPageReads, ItemReads, PgReads):
         self.close()
 
 
-class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, ItemWrites, AccountWrites, PgWrites):
+class PostgresStore(
+    PgBulkWrites, PgPageReads, PgRecordReads, CatalogWrites, ItemWrites, AccountWrites, SizeWrites, PackWrites,
+    PgRecordWrites, PgWrites,
+):
     """The writer on a pool of connections, shared by many threads (and by other processes on the database).
 
     A statement outside a transaction runs on any pooled connection; a
@@ -196,6 +204,11 @@ class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, Item
             raise
         return _closing(reader, pages)
 
+    def records(self) -> Iterator[StoreRecord]:
+        """``RecordReads.records`` on a reader of its own (one snapshot, streamed by server-side cursors)."""
+        reader = self.reader()
+        return _closing(reader, PostgresReader.records(reader))
+
     def put_blob(self, data: bytes) -> BlobRef:
         """Store ``data`` (deduplicated by SHA-256) and return what identifies it."""
         return self.blobs.put(data)
@@ -205,10 +218,10 @@ class PostgresStore(PgSizeWrites, PgBulkWrites, PgPageReads, CatalogWrites, Item
         return self.blobs.put_stream(chunks)
 
 
-def _closing(reader: PostgresReader, pages: Iterator[list[ExportItem]]) -> Iterator[list[ExportItem]]:
-    """``pages``, then the reader closed (also when the iteration stops early)."""
+def _closing(reader: PostgresReader, items: Iterator[T]) -> Iterator[T]:
+    """``items`` (pages, records), then the reader closed (also when the iteration stops early)."""
     try:
-        yield from pages
+        yield from items
     finally:
         reader.close()
 

@@ -44,7 +44,7 @@ def _batches(rows: Iterable[NewItem], size: int, max_bytes: int = BATCH_BYTES) -
 
 
 #: The columns of an item row of :class:`ItemBatch`, in order (``blob_id`` holds the blob's hash until written).
-ITEM_ROW = "id, version_id, name, description, text, extension, blob_id, created_at, updated_at"
+ITEM_ROW = "id, version_id, name, description, text, extension, blob_id, created_at, updated_at, width, height"
 _BLOB_AT = ITEM_ROW.split(", ").index("blob_id")
 
 
@@ -57,7 +57,7 @@ class ItemBatch:
     items: list[tuple] = field(default_factory=list)
     members: list[tuple[str, str]] = field(default_factory=list)
     anns: list[tuple] = field(default_factory=list)
-    small: dict[str, tuple[str, int, int, bytes]] = field(default_factory=dict)
+    small: dict[str, tuple] = field(default_factory=dict)  # (sha256, size, crc32, data), staged: + pack slot
     stored: set[str] = field(default_factory=set)
 
     def items_with(self, blob_ids: dict[str, int]) -> list[tuple]:
@@ -155,19 +155,21 @@ class BulkWrites(CatalogReads, SqliteWrites):
                         coordinates = check_coordinates(content_type, coordinates or "", row.text)
                     out.anns.append((version_id, new_id(), item_id, split_id, label_id, coordinates or "", now, now))
                 extension = row.extension.lstrip(".") if row.extension else ""
-                out.items.append((item_id, version_id, row.name, row.description, row.text, extension, sha, now, now))
+                out.items.append(
+                    (item_id, version_id, row.name, row.description, row.text, extension, sha, now, now,
+                     row.width, row.height)
+                )
             yield out
             done += len(chunk)
 
     def _write_batch(self, version_id: str, batch: ItemBatch) -> None:
         """Insert one validated batch in one transaction (or the caller's)."""
+        batch.small = self.blobs.stage_small(batch.small)  # packed small blobs are written here, outside the transaction
+        marks = ", ".join("?" * len(ITEM_ROW.split(", ")))
         try:
             with self._tx(checked=False) as db:  # every reference was validated above
                 blob_ids = self._blob_ids_of(batch)
-                db.executemany(
-                    f"INSERT INTO items ({ITEM_ROW}, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                    batch.items_with(blob_ids),
-                )
+                db.executemany(f"INSERT INTO items ({ITEM_ROW}, version) VALUES ({marks}, 1)", batch.items_with(blob_ids))
                 db.executemany("INSERT INTO item_splits (split_id, item_id) VALUES (?, ?)", batch.members)
                 db.executemany(
                     f"INSERT INTO annotations (version_id, {ANN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", batch.anns

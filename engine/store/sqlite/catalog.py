@@ -326,7 +326,8 @@ class CatalogWrites(CatalogReads, SqliteWrites):
             )
             db.execute(
                 "INSERT INTO items (id, version_id, name, description, text, extension, blob_id, created_at,"
-                " updated_at, version) SELECT m.new, ?, name, description, text, extension, blob_id, ?, ?, 1"
+                " updated_at, width, height, version) SELECT m.new, ?, name, description, text, extension, blob_id,"
+                " ?, ?, width, height, 1"
                 " FROM items i JOIN id_map m ON m.old = i.id WHERE i.version_id = ? ORDER BY m.new",
                 (new_version, now, now, version_id),
             )

@@ -61,6 +61,20 @@ class ItemReads(CatalogReads):
         )
         return row is not None
 
+    def annotation_counts(self, version_id: str, split_ids: list[str] | None = None) -> tuple[int, int]:
+        """(boxes, image-level labels) among the version's annotations (of ``split_ids`` only, when given)."""
+        self._version_row(version_id)
+        where, args = "version_id = ?", [version_id]
+        if split_ids is not None:
+            where += f" AND split_id IN ({','.join('?' * len(split_ids))})"
+            args += split_ids
+        row = self._one(
+            f"SELECT count(*) - count(nullif(coordinates, '')), count(nullif(coordinates, '')) FROM annotations"
+            f" WHERE {where}",
+            tuple(args),
+        )
+        return row[1], row[0]
+
     def get_item(self, item_id: str) -> DatasetItem:
         """An item with its splits (creation order) and annotations (creation order)."""
         found = self._items_by_id([item_id])
@@ -96,6 +110,8 @@ class ItemReads(CatalogReads):
                 version=r[5],
                 created_at=r[6],
                 updated_at=r[7],
+                width=r[8],
+                height=r[9],
                 splits=splits.get(r[0], []),
                 annotations=anns.get(r[0], []),
             )
@@ -166,11 +182,24 @@ class ItemReads(CatalogReads):
     def item_file(self, item_id: str) -> tuple[bytes | Blob, str] | None:
         """An item's file content and extension in one query; None if it has no file."""
         row = self._one(
-            "SELECT b.sha256, b.size, b.crc32, b.data, coalesce(i.extension, '')"
+            "SELECT b.sha256, b.size, b.crc32, b.data, b.pack, b.pack_offset, coalesce(i.extension, '')"
             " FROM items i JOIN blobs b ON b.id = i.blob_id WHERE i.id = ?",
             (item_id,),
         )
-        return None if row is None else (self.blobs.content(item_id, *row[:4]), row[4])
+        return None if row is None else (self.blobs.content(item_id, *row[:6]), row[6])
+
+    def unmeasured_images(self, after: str = "", limit: int = 500) -> list[tuple[str, str, bytes | Blob]]:
+        """(item id, extension, content) of image items with content but no size, by id after ``after``: what
+        ``dsexport store measure-images`` reads (content of items that are no image stays unmeasured)."""
+        rows = self._all(
+            "SELECT i.id, NULL, coalesce(i.extension, ''), NULL, b.sha256, b.size, b.crc32, b.data, b.pack,"
+            " b.pack_offset FROM items i JOIN blobs b ON b.id = i.blob_id"
+            " JOIN versions v ON v.id = i.version_id JOIN datasets d ON d.id = v.dataset_id"
+            " WHERE i.width IS NULL AND i.id > ? AND d.content_type = 'images' ORDER BY i.id LIMIT ?",
+            (after, limit),
+        )
+        contents = self.blobs.page_contents(rows, at=4)  # packed blobs: one ranged read per pack, as an export reads them
+        return [(r[0], r[2], content) for r, content in zip(rows, contents)]
 
     # -- the HTTP service: annotations, stats, states ---------------------------
 
@@ -237,6 +266,8 @@ class ItemWrites(ItemReads, SqliteWrites):
         split_ids: Iterable[str] = (),
         blob: BlobRef | None = None,
         description: str = "",
+        width: int | None = None,
+        height: int | None = None,
     ) -> DatasetItem:
         """One item; use :meth:`add_items` for many."""
         row = NewItem(
@@ -247,6 +278,8 @@ class ItemWrites(ItemReads, SqliteWrites):
             split_ids=list(split_ids),
             blob=blob,
             description=description,
+            width=width,
+            height=height,
         )
         self.add_items(version_id, [row])
         return self.get_item(row.id)
@@ -323,18 +356,35 @@ class ItemWrites(ItemReads, SqliteWrites):
             self._bump(version_id)
         return self.get_item(item_id)
 
-    def set_item_blob(self, item_id: str, blob: BlobRef, extension: str) -> DatasetItem:
+    def set_item_blob(
+        self, item_id: str, blob: BlobRef, extension: str, *, width: int | None = None, height: int | None = None
+    ) -> DatasetItem:
+        """The item's content is now ``blob`` (its image size, measured by the caller, replaces the old one)."""
         version_id = self.item_version_id(item_id)
         if version_id is None:
             raise NotFound(f"unknown item {item_id!r}")
         with self._tx() as db:
             blob_id = self.blobs.ids_of([blob.sha256])[blob.sha256]
             db.execute(
-                "UPDATE items SET blob_id = ?, extension = ?, updated_at = ?, version = version + 1 WHERE id = ?",
-                (blob_id, extension.lstrip(".").lower(), now_iso(), item_id),
+                "UPDATE items SET blob_id = ?, extension = ?, width = ?, height = ?, updated_at = ?,"
+                " version = version + 1 WHERE id = ?",
+                (blob_id, extension.lstrip(".").lower(), width, height, now_iso(), item_id),
             )
             self._bump(version_id)
         return self.get_item(item_id)
+
+    def set_image_sizes(self, sizes: list[tuple[str, int, int]]) -> None:
+        """Record measured (item id, width, height); each version touched gets a new revision."""
+        if not sizes:
+            return
+        with self._tx() as db:
+            db.executemany("UPDATE items SET width = ?, height = ? WHERE id = ?", [(w, h, i) for i, w, h in sizes])
+            marks = ",".join("?" * len(sizes))
+            versions = db.execute(
+                f"SELECT DISTINCT version_id FROM items WHERE id IN ({marks})", [i for i, _, _ in sizes]
+            ).fetchall()
+            for (version_id,) in versions:
+                self._bump(version_id)
 
     def delete_item(self, item_id: str) -> DatasetItem:
         item = self.get_item(item_id)

@@ -11,6 +11,8 @@ that builds the page; no call per item it can avoid.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 
 from engine.errors import InvalidInput
 from engine.model import DatasetSplit, Label
@@ -22,7 +24,7 @@ __all__ = ["PageReads"]
 
 
 # The hot queries of the export read path; ``x.id > ?`` is the keyset cursor.
-_ROW = "coalesce(i.name, ''), coalesce(i.extension, ''), coalesce(i.text, '')"
+_ROW = "coalesce(i.name, ''), coalesce(i.extension, ''), coalesce(i.text, ''), i.width, i.height"
 _PAGE = (
     f"SELECT s.item_id, {_ROW} {{extra}} FROM item_splits s JOIN items i ON i.id = s.item_id {{join}}"
     " WHERE s.split_id = ? AND s.item_id > ? ORDER BY s.item_id LIMIT ?"
@@ -42,7 +44,10 @@ _UNSPLIT_SEEK = (
     "SELECT i.id FROM items i WHERE i.version_id = ?"
     " AND NOT EXISTS (SELECT 1 FROM item_splits s WHERE s.item_id = i.id) ORDER BY i.id LIMIT 1 OFFSET ?"
 )
-_CONTENT = {"extra": ", b.sha256, b.size, b.crc32, b.data", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
+_CONTENT = {
+    "extra": ", b.sha256, b.size, b.crc32, b.data, b.pack, b.pack_offset",
+    "join": "LEFT JOIN blobs b ON b.id = i.blob_id",
+}
 _NO_CONTENT = {"extra": "", "join": ""}
 _SIZES = {"extra": ", b.sha256, b.size, b.crc32", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
 _COLUMNS = {PageContent.NONE: _NO_CONTENT, PageContent.SIZES: _SIZES, PageContent.BYTES: _CONTENT}
@@ -120,6 +125,51 @@ class PageReads(CatalogReads):
         start: int = 0,
         stop: int | None = None,
     ) -> Iterator[list[ExportItem]]:
+        with closing(self._page_rows(version_id, splits, content, include_unsplit, size, start, stop)) as pages:
+            if content is PageContent.BYTES and self.blobs.packed:
+                yield from self._prefetched(pages)
+                return
+            for rows, split, found in pages:
+                yield self._export_items(rows, split, found, content)
+
+    def _prefetched(self, pages: Iterator[tuple]) -> Iterator[list[ExportItem]]:
+        """Pages of packed content, each page's ranged reads in flight while the one before is consumed.
+
+        Why: a page's packed blobs are one network round trip; overlapping it
+        with the export of the previous page (and this page's query) hides it.
+        Closing the iterator waits for at most one read in flight.
+        """
+        with ThreadPoolExecutor(1, thread_name_prefix="pack-read") as pool:
+            pending = None
+            for rows, split, found in pages:
+                future = pool.submit(self.blobs.page_contents, rows, 6)  # blob columns follow width, height
+                if pending is not None:
+                    yield self._packed_items(*pending)
+                pending = (rows, split, found, future)
+            if pending is not None:
+                yield self._packed_items(*pending)
+
+    @staticmethod
+    def _packed_items(
+        rows: list[tuple], split: DatasetSplit | None, found: dict[str, list[ExportAnnotation]], contents: Future
+    ) -> list[ExportItem]:
+        get = found.get
+        return [
+            ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], c, r[4], r[5])
+            for r, c in zip(rows, contents.result())
+        ]
+
+    def _page_rows(
+        self,
+        version_id: str,
+        splits: list[DatasetSplit],
+        content: PageContent,
+        include_unsplit: bool,
+        size: int,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> Iterator[tuple[list[tuple], DatasetSplit | None, dict[str, list[ExportAnnotation]]]]:
+        """Each page's rows with its split and annotations, in export order, from one snapshot."""
         with self._snapshot():
             cols = _COLUMNS[content]
             page = _PAGE.format(**cols)
@@ -137,7 +187,7 @@ class PageReads(CatalogReads):
                             (split.id, rows[0][0], rows[-1][0]),
                         )
                     )
-                    yield self._export_items(rows, split, found, content)
+                    yield rows, split, found
             if include_unsplit and (cut := ranges.get(None)) is not None:
                 for rows in self._keyset(unsplit, version_id, size, *cut):
                     ids = [r[0] for r in rows]
@@ -148,7 +198,7 @@ class PageReads(CatalogReads):
                             tuple(ids),
                         )
                     )
-                    yield self._export_items(rows, None, found, content)
+                    yield rows, None, found
 
     def _ranges(
         self, version_id: str, splits: list[DatasetSplit], include_unsplit: bool, start: int, stop: int | None
@@ -208,14 +258,19 @@ class PageReads(CatalogReads):
         """One page of ExportItems (the hot loop: one comprehension, no call per item it can avoid)."""
         get = found.get
         if content is PageContent.NONE:
-            return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or []) for r in rows]
+            return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], None, r[4], r[5]) for r in rows]
         if content is PageContent.SIZES:
             return [
-                ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], BlobRef(r[4], r[5], r[6]) if r[4] else None)
+                ExportItem(
+                    r[0], r[1], r[2], r[3], split, get(r[0]) or [], BlobRef(r[6], r[7], r[8]) if r[6] else None,
+                    r[4], r[5],
+                )
                 for r in rows
             ]
         read = self.blobs.content
-        return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[4:])) for r in rows]
+        return [
+            ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[6:]), r[4], r[5]) for r in rows
+        ]
 
 class _Annotator:
     """Resolves annotation rows to ExportAnnotations with labels loaded once per export."""

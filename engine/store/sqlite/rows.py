@@ -10,7 +10,7 @@ DATASET_COLS = "id, name, description, user_id, content_type, multi_label, defau
 VERSION_COLS = "id, dataset_id, name, description, config, created_at, updated_at"
 LABEL_COLS = "id, version_id, name, description, color, idx, shortcut, created_at, updated_at"
 SPLIT_COLS = "id, version_id, name, description, created_at, updated_at"
-ITEM_COLS = "id, name, description, text, extension, version, created_at, updated_at"
+ITEM_COLS = "id, name, description, text, extension, version, created_at, updated_at, width, height"
 ANN_COLS = "id, item_id, split_id, label_id, coordinates, created_at, updated_at"
 
 

@@ -91,8 +91,26 @@ CREATE TABLE IF NOT EXISTS archive_sizes (
 CREATE INDEX IF NOT EXISTS archive_sizes_version ON archive_sizes(version_id);
 """
 
+# Image sizes in pixels, measured from the content at ingest (COCO's absolute boxes need them).
+# NULL: not an image, or stored before this migration (`dsexport store measure-images` fills them in).
+_V3_IMAGE_SIZES = """
+ALTER TABLE items ADD COLUMN width INTEGER;
+ALTER TABLE items ADD COLUMN height INTEGER;
+"""
+
+# Small blobs packed into pack objects of the blob back end (S3): the blob's bytes are
+# ``size`` bytes at ``pack_offset`` of pack ``pack`` (``data`` is NULL). ``retired_packs``
+# records when compaction stopped using a pack: the object is deleted only a grace
+# period later, so exports that began before keep reading it (engine.store.compact).
+_V4_PACKED_BLOBS = """
+ALTER TABLE blobs ADD COLUMN pack TEXT;
+ALTER TABLE blobs ADD COLUMN pack_offset INTEGER;
+CREATE INDEX blobs_pack ON blobs(pack) WHERE pack IS NOT NULL;
+CREATE TABLE retired_packs (pack TEXT PRIMARY KEY, retired_at REAL NOT NULL) WITHOUT ROWID;
+"""
+
 #: Migration n (1-based) is ``MIGRATIONS[n - 1]``.
-MIGRATIONS: tuple[str, ...] = (_V1_EXPORT_TABLES, _V2_SERVICE_TABLES)
+MIGRATIONS: tuple[str, ...] = (_V1_EXPORT_TABLES, _V2_SERVICE_TABLES, _V3_IMAGE_SIZES, _V4_PACKED_BLOBS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

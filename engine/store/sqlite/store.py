@@ -10,7 +10,7 @@ snapshot per export while writers go on; it never migrates (see
 The methods come from modules of one job each: ``catalog`` (datasets,
 versions, labels, splits), ``items`` (single items, annotations, states),
 ``pages`` (the export read path), ``bulk`` (add_items), ``accounts`` (users
-and keys), ``sizes`` (archive sizes). Everything that is written is
+and keys), ``sizes`` (archive sizes), ``packs`` (pack compaction). Everything that is written is
 validated first (``engine.store.rules``).
 """
 
@@ -31,6 +31,8 @@ from engine.store.sqlite.bulk import BulkWrites
 from engine.store.sqlite.catalog import CatalogWrites
 from engine.store.sqlite.db import THREAD_CACHE_KIB, ThreadConnections, connect
 from engine.store.sqlite.items import ItemReads, ItemWrites
+from engine.store.sqlite.dump import RecordReads, RecordWrites
+from engine.store.sqlite.packs import PackWrites
 from engine.store.sqlite.pages import PageReads
 from engine.store.sqlite.sizes import SizeWrites
 
@@ -53,7 +55,7 @@ def _no_store(root: Path) -> NotFound:
     )
 
 
-class StoreReader(ItemReads, PageReads):
+class StoreReader(ItemReads, PageReads, RecordReads):
     """Read access to a store: lookups, counts and the export's page iterator.
 
     Safe to hand between threads as long as one thread uses it at a time.
@@ -113,7 +115,7 @@ class StoreReader(ItemReads, PageReads):
         self.close()
 
 
-class Store(StoreReader, CatalogWrites, ItemWrites, BulkWrites, AccountWrites, SizeWrites):
+class Store(StoreReader, CatalogWrites, ItemWrites, BulkWrites, AccountWrites, SizeWrites, PackWrites, RecordWrites):
     """The writer: a store folder opened for reading and writing.
 
     Usable from many threads at once: each thread works on its own
