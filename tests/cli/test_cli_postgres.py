@@ -141,3 +141,45 @@ def test_both_url_schemes_name_the_back_end(pg_url: str, tmp_path: Path, scheme:
     done = dsexport("init", "--store", url, "--blobs", str(tmp_path / "b"))
     assert done.returncode == 0, done.stderr.decode()
     assert dsexport("datasets", "--store", url, "--blobs", str(tmp_path / "b")).returncode == 0
+
+
+def test_store_copy_sqlite_to_postgresql_and_back_exports_the_same_bytes(pg_url: str, tmp_path: Path) -> None:
+    from engine.demo import create_demo
+    from engine.pipeline import ExportOptions, run_export
+    from engine.sinks import FileSink
+    from engine.sources import StoreSource
+    from engine.store import Store
+    from engine.store.address import StoreAddress
+    from formats import FORMATS
+
+    src, back, pg_blobs = tmp_path / "src", tmp_path / "back", str(tmp_path / "pg-content")
+    with Store.open(src) as store:
+        made = create_demo(store, items=12, seed=4)
+        store.create_user("ada", "pw")
+        store.give_datasets("ada")
+    there = dsexport("store", "copy", "--store", str(src), "--to", pg_url, "--to-blobs", pg_blobs)
+    assert there.returncode == 0, there.stderr.decode()
+    again = dsexport("store", "copy", "--store", str(src), "--to", pg_url, "--to-blobs", pg_blobs)  # resumable
+    assert again.returncode == 0, again.stderr.decode()
+    home = dsexport("store", "copy", "--store", pg_url, "--blobs", pg_blobs, "--to", str(back))
+    assert home.returncode == 0, home.stderr.decode()
+    compared = 0
+    for d in made:
+        for fmt, cls in FORMATS.items():
+            if d.content_type not in cls.content_types:
+                continue
+            archives = []
+            for name, address in (
+                ("src", StoreAddress(str(src))), ("pg", StoreAddress(pg_url, pg_blobs)), ("back", StoreAddress(str(back))),
+            ):
+                out = tmp_path / f"{name}-{d.name}-{fmt}.zip"
+                run_export(
+                    lambda address=address: StoreSource(address), d.dataset_id, d.version_id, FileSink(out),
+                    ExportOptions(format=fmt),
+                )
+                archives.append(out.read_bytes())
+            assert archives[0] == archives[1] == archives[2], f"{fmt} export of {d.name} differs after the copies"
+            compared += 1
+    assert compared >= 8
+    with PostgresStore.open_url(pg_url, files=LocalBlobs(pg_blobs)) as pg:
+        assert pg.login("ada", "pw") is not None  # users and their password hashes came along
