@@ -34,3 +34,20 @@ def s3_env(seaweed, monkeypatch):
     for name, value in seaweed.env().items():
         monkeypatch.setenv(name, value)
     return seaweed
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL 15 for the whole session (``tests/postgres.py``), stopped at the end."""
+    from postgres import PostgresServer, require_postgres
+
+    require_postgres()
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def pg_url(postgres) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    return postgres.new_database()

@@ -75,8 +75,11 @@ class Server:
         return self.proc.returncode
 
 
-def make_user(store: Path, name: str, password: str = "pw") -> str:
-    with Store.open(store, create=True) as opened:
+def make_user(store: Path | str, name: str, password: str = "pw", *, blobs: str | None = None) -> str:
+    """A user of the store (a folder, or a metadata URL with ``blobs``) and its API key."""
+    from engine.store.address import StoreAddress
+
+    with StoreAddress(str(store), blobs).open(create=True) as opened:
         return opened.create_user(name, password)[1]
 
 
@@ -114,10 +117,12 @@ def auth(srv: Server, **extra: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {srv.keys['alice']}", **extra}
 
 
-def cli_export(store: Path, d, fmt: str, tmp_path: Path, split: str | None = None) -> bytes:
+def cli_export(
+    store: Path | str, d, fmt: str, tmp_path: Path, split: str | None = None, *, blobs: str | None = None
+) -> bytes:
     out = tmp_path / f"cli-{d.name}-{fmt}-{split}.zip"
     args = ["export", "--store", str(store), d.dataset_id, d.version_id, "--format", fmt, "-o", str(out),
-            "--no-progress"]
+            "--no-progress", *(["--blobs", blobs] if blobs is not None else [])]
     if split:
         args += ["--split", split]
     result = CliRunner().invoke(cli_app, args)

@@ -1,6 +1,6 @@
 """The real server, with a write that lands at one chosen point of a download.
 
-Run as ``python tests/write_between_server.py STORE BIND TRIGGER``. When an
+Run as ``python tests/write_between_server.py STORE BIND TRIGGER [BLOBS]``. When an
 export starts reading its pages (``StoreReader.iter_pages`` for the bytes,
 not for sizing, which asks for ``PageContent.SIZES``) and the file ``TRIGGER`` exists, the Store call it names
 (JSON ``{"method": ..., "args": [...], "kwargs": {...}}``) is made and
@@ -23,39 +23,52 @@ import time
 from pathlib import Path
 from typing import Any
 
+from engine.store.address import StoreAddress
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _install_hook(store_root: Path, trigger: Path) -> None:
-    from engine.store import PageContent, Store, StoreReader
+def _install_hook(address: StoreAddress, trigger: Path) -> None:
+    from engine.store import PageContent, StoreReader
 
-    real_iter_pages = StoreReader.iter_pages
+    def hooked(reader_cls: type) -> None:
+        real_iter_pages = reader_cls.iter_pages
 
-    def iter_pages(self: StoreReader, *args: Any, **kwargs: Any):
-        if kwargs.get("content") is not PageContent.SIZES and trigger.exists():
-            call = json.loads(trigger.read_text())
-            with Store.open(store_root, create=False) as writer:
-                getattr(writer, call["method"])(*call.get("args", []), **call.get("kwargs", {}))
-            trigger.rename(trigger.with_name(trigger.name + ".done"))
-        return real_iter_pages(self, *args, **kwargs)
+        def iter_pages(self: Any, *args: Any, **kwargs: Any):
+            if kwargs.get("content") is not PageContent.SIZES and trigger.exists():
+                call = json.loads(trigger.read_text())
+                with address.open(create=False) as writer:
+                    getattr(writer, call["method"])(*call.get("args", []), **call.get("kwargs", {}))
+                trigger.rename(trigger.with_name(trigger.name + ".done"))
+            return real_iter_pages(self, *args, **kwargs)
 
-    StoreReader.iter_pages = iter_pages  # type: ignore[method-assign]
+        reader_cls.iter_pages = iter_pages
+
+    hooked(StoreReader)
+    if address.metadata.startswith("postgres"):
+        from engine.store.postgres import PostgresReader
+
+        hooked(PostgresReader)
 
 
 class WriteBetweenServer:
     """This module as a server subprocess on 127.0.0.1; :meth:`arm` schedules the write."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path | str, *, blobs: str | None = None, workdir: Path | None = None) -> None:
+        """``store``: a folder, or a metadata URL with ``blobs`` and ``workdir`` (for the trigger and the log)."""
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        self.store = store
+        self.store, self.blobs = store, blobs
+        self.address = StoreAddress(str(store), blobs)
         self.base = f"http://127.0.0.1:{self.port}/api/v1/"
-        self.trigger = store.parent / f"write-{self.port}.json"
-        self.log = store.parent / f"server-{self.port}.log"
+        workdir = workdir if workdir is not None else Path(store).parent
+        self.trigger = workdir / f"write-{self.port}.json"
+        self.log = workdir / f"server-{self.port}.log"
         self._log_file = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, str(store), f"127.0.0.1:{self.port}", str(self.trigger)],
+            [sys.executable, __file__, str(store), f"127.0.0.1:{self.port}", str(self.trigger),
+             *([blobs] if blobs is not None else [])],
             env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=self._log_file, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
@@ -90,7 +103,8 @@ class WriteBetweenServer:
 
 if __name__ == "__main__":
     store_arg, bind, trigger_arg = sys.argv[1:4]
-    _install_hook(Path(store_arg), Path(trigger_arg))
+    served = StoreAddress(store_arg, sys.argv[4] if len(sys.argv) > 4 else None)
+    _install_hook(served, Path(trigger_arg))
     from engine.server.serve import serve
 
-    serve(store_arg, bind)
+    serve(served, bind)

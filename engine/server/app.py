@@ -43,7 +43,7 @@ async def _product_error(request: Request, exc: Exception) -> ErrorReply:
         return ErrorReply({"message": str(exc)}, 404)
     if isinstance(exc, InvalidInput):
         return ErrorReply({"message": str(exc)}, 400)
-    if isinstance(exc, RemoteError):  # the store's object storage is down or unreachable: try again later
+    if isinstance(exc, RemoteError):  # the store's database or object storage is down or unreachable: try again later
         return ErrorReply({"message": str(exc)}, 503)
     return ErrorReply({"message": str(exc)}, 500)
 

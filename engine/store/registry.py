@@ -4,6 +4,9 @@ A store URL names its metadata back end; a blob URL its blob back end:
 
 - ``DIR`` (a path, or ``sqlite:DIR``): SQLite in ``DIR/store.sqlite3``, large
   blobs as files in ``DIR/blobs`` (small ones inline in SQLite).
+- ``postgresql://USER@HOST:PORT/DB`` (or ``postgres://``): PostgreSQL, small
+  blobs inline in its ``blobs`` table, large ones in the blob store named
+  alongside (it has no folder of its own).
 - ``memory:`` (blobs only): blobs in a dict, for tests.
 - ``s3://bucket/prefix`` (blobs only): an S3-compatible bucket, small blobs
   packed (``engine.store.blobs.s3``); endpoint and credentials from the
@@ -42,6 +45,8 @@ class Backend(NamedTuple):
 METADATA: dict[str, Backend] = {
     "": Backend("engine.store.sqlite:Store"),
     "sqlite": Backend("engine.store.sqlite:Store"),
+    "postgresql": Backend("engine.store.postgres:PostgresStore", install="'psycopg[binary]' psycopg_pool"),
+    "postgres": Backend("engine.store.postgres:PostgresStore", install="'psycopg[binary]' psycopg_pool"),
 }
 
 #: Blob back ends by scheme ("" is a plain path: a folder of files).

@@ -263,3 +263,31 @@ def test_workers_can_read_a_server_through_the_http_source(store, tmp_path: Path
             assert out.read_bytes() == expected, fmt
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres_copy(store, postgres) -> str:
+    """The module's store copied row by row into PostgreSQL (content stays in its blobs folder)."""
+    from engine.store import LocalBlobs
+    from engine.store.postgres import PostgresStore
+    from postgres import load_sqlite_tables
+
+    root, _ = store
+    url = postgres.new_database("ray")
+    PostgresStore.open_url(url, create=True, files=LocalBlobs(root / "blobs")).close()
+    load_sqlite_tables(root / "store.sqlite3", url)
+    return url
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_workers_read_metadata_from_postgresql_byte_identical(store, postgres_copy: str, tmp_path: Path, fmt: str):
+    from engine.store.address import StoreAddress
+
+    root, made = store
+    expected = _single(root, made[fmt], tmp_path / "single.zip", format=fmt)
+    address = StoreAddress(postgres_copy, str(root / "blobs"))
+    result = run_scaleout(
+        functools.partial(StoreSource, address), *made[fmt], str(tmp_path / "scaled.zip"), ExportOptions(format=fmt),
+        shards=3,
+    )
+    assert (tmp_path / "scaled.zip").read_bytes() == expected and result.shards == 3

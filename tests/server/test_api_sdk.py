@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from engine.store import DB_NAME, Store
+from engine.store.address import StoreAddress
 from servers import Server, make_user, png, sdk_client
 
 pytestmark = [
@@ -24,13 +25,17 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning"),
 ]
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory):
+    """A server on a SQLite store folder, and one on PostgreSQL (content in a folder named by --blobs)."""
     folder = tmp_path_factory.mktemp("server")
-    store = folder / "store"
-    Store.open(store, create=True).close()
-    srv = Server(store)
-    srv.keys = {"alice": make_user(store, "alice"), "bob": make_user(store, "bob")}
+    store: Path | str = folder / "store"
+    blobs = None
+    if request.param == "postgresql":
+        store, blobs = request.getfixturevalue("postgres").new_database("sdk"), str(folder / "content")
+    StoreAddress(str(store), blobs).open(create=True).close()
+    srv = Server(store, blobs=blobs, workdir=folder)
+    srv.keys = {"alice": make_user(store, "alice", blobs=blobs), "bob": make_user(store, "bob", blobs=blobs)}
     yield srv
     srv.stop()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 import requests
@@ -20,7 +21,8 @@ from write_between_server import WriteBetweenServer
 from bench.proxy import ImpairedProxy
 from engine import Client
 from engine.demo import create_demo
-from engine.store import PageContent, Store
+from engine.store import PageContent
+from engine.store.address import StoreAddress
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::ResourceWarning"),
@@ -28,15 +30,19 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def served(tmp_path):
-    """A fresh demo store (the tests change it) behind the server with the write hook."""
-    store = tmp_path / "store"
-    with Store.open(store, create=True) as opened:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request, tmp_path):
+    """A fresh demo store (the tests change it) behind the server with the write hook: a SQLite
+    folder, or a PostgreSQL database with its content in a folder."""
+    store: Path | str = tmp_path / "store"
+    blobs = None
+    if request.param == "postgresql":
+        store, blobs = request.getfixturevalue("postgres").new_database("snap"), str(tmp_path / "content")
+    with StoreAddress(str(store), blobs).open(create=True) as opened:
         made = create_demo(opened, items=30, seed=1)
         key = opened.create_user("alice", "pw")[1]
         opened.give_datasets("alice")
-    srv = WriteBetweenServer(store)
+    srv = WriteBetweenServer(store, blobs=blobs, workdir=tmp_path)
     yield srv, key, made[0]  # images in FOLDERS: cats/... and dogs/...
     srv.stop()
 
@@ -49,7 +55,7 @@ def relabel_the_first_labelled_item(srv: WriteBetweenServer, version_id: str) ->
     directory at the end, by as many bytes as it had. A length check cannot
     notice a splice then; only the bytes can.
     """
-    with Store.open(srv.store, create=False) as opened:
+    with srv.address.open(create=False) as opened:
         labels = {label.id: label.name for label in opened.labels(version_id)}
         pages = opened.iter_pages(version_id, content=PageContent.NONE)
         first = next(item for page in pages for item in page if item.annotations)
@@ -93,7 +99,7 @@ def test_a_write_between_the_etag_and_the_first_page_does_not_reach_the_response
 
 def test_the_client_resuming_across_a_write_ends_with_one_consistent_archive(served, tmp_path):
     srv, key, d = served
-    old_archive = cli_export(srv.store, d, d.format, tmp_path)
+    old_archive = cli_export(srv.store, d, d.format, tmp_path, blobs=srv.blobs)
     zip_path = tmp_path / "dataset.zip"
     target = dict(extract_to_dir=str(tmp_path / "data"), download_file=str(zip_path), export_format=d.format)
     with ImpairedProxy(srv.port, cuts=[len(old_archive) // 2] + [1] * 10) as proxy:
@@ -108,7 +114,7 @@ def test_the_client_resuming_across_a_write_ends_with_one_consistent_archive(ser
         result = client.download_dataset(d.dataset_id, d.version_id, remove_download_file=False, **target)
     assert srv.write_landed
     (tmp_path / "after").mkdir()
-    new_archive = cli_export(srv.store, d, d.format, tmp_path / "after")
+    new_archive = cli_export(srv.store, d, d.format, tmp_path / "after", blobs=srv.blobs)
     assert new_archive != old_archive
     got = zip_path.read_bytes()
     assert got in (old_archive, new_archive)

@@ -52,12 +52,12 @@ def test_registry_opens_back_ends_by_url(tmp_path: Path):
             assert isinstance(store, Store) and isinstance(store.blobs.files, LocalBlobs)
 
 
-@pytest.mark.parametrize("url", ["postgresql://db/x", "gs://bucket/prefix"])
+@pytest.mark.parametrize("url", ["mysql://db/x", "gs://bucket/prefix"])
 def test_registry_refuses_an_unknown_scheme_and_lists_the_known_ones(url: str):
     from engine.errors import InvalidInput
 
-    with pytest.raises(InvalidInput, match=r"no (store|blob) back end for '(postgresql|gs)' URLs; a path or one of: "):
-        open_store(url) if url.startswith("postgresql") else open_blobs(url)
+    with pytest.raises(InvalidInput, match=r"no (store|blob) back end for '(mysql|gs)' URLs; a path or one of: "):
+        open_store(url) if url.startswith("mysql") else open_blobs(url)
 
 
 def test_registry_gives_an_install_hint_when_a_back_end_cannot_be_imported(monkeypatch):

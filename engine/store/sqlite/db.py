@@ -207,6 +207,6 @@ class SqliteWrites(SqliteReads):
         """Count one more change of a version (inside a write transaction): the export ETag's source."""
         self._db.execute(
             "INSERT INTO revisions (version_id, revision) VALUES (?, 1)"
-            " ON CONFLICT(version_id) DO UPDATE SET revision = revision + 1",
+            " ON CONFLICT(version_id) DO UPDATE SET revision = revisions.revision + 1",
             (version_id,),
         )

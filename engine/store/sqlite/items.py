@@ -43,9 +43,9 @@ class ItemReads(CatalogReads):
         No check of the ids: an unknown version or split counts 0.
         """
         if split_id is None:
-            sql, key = "SELECT count(*) FROM (SELECT 1 FROM items WHERE version_id = ? LIMIT ?)", version_id
+            sql, key = "SELECT count(*) FROM (SELECT 1 FROM items WHERE version_id = ? LIMIT ?) AS found", version_id
         else:
-            sql, key = "SELECT count(*) FROM (SELECT 1 FROM item_splits WHERE split_id = ? LIMIT ?)", split_id
+            sql, key = "SELECT count(*) FROM (SELECT 1 FROM item_splits WHERE split_id = ? LIMIT ?) AS found", split_id
         return self._one(sql, (key, limit))[0]
 
     def revision(self, version_id: str) -> int:
@@ -427,7 +427,7 @@ class ItemWrites(ItemReads, SqliteWrites):
                 "INSERT INTO item_states (item_id, version_id, id, name, user_id, state, version, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT(item_id, version_id) DO UPDATE SET"
                 " name = excluded.name, state = excluded.state, user_id = excluded.user_id,"
-                " version = version + 1, updated_at = excluded.updated_at",
+                " version = item_states.version + 1, updated_at = excluded.updated_at",
                 (item_id, version_id, new_id(), name, user_id, state or "", now, now),
             )
         return self.get_state(version_id, item_id)

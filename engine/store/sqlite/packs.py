@@ -45,7 +45,11 @@ class PackWrites(SqliteWrites):
             db.execute(f"DELETE FROM blobs AS b WHERE b.pack IN ({marks}) AND NOT {_USED}", packs)
             still = {r[0] for r in db.execute(f"SELECT DISTINCT pack FROM blobs WHERE pack IN ({marks})", packs)}
             retired = [p for p in packs if p not in still]
-            db.executemany("INSERT OR REPLACE INTO retired_packs (pack, retired_at) VALUES (?, ?)", [(p, now) for p in retired])
+            db.executemany(
+                "INSERT INTO retired_packs (pack, retired_at) VALUES (?, ?)"
+                " ON CONFLICT (pack) DO UPDATE SET retired_at = excluded.retired_at",  # SQL both back ends speak
+                [(p, now) for p in retired],
+            )
         return retired
 
     def retired_packs(self) -> dict[str, float]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.errors import InvalidInput
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_readable", "migrate"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "check_readable", "check_version", "migrate"]
 
 # Export order lives in the keys: labels (idx, seq), splits seq, items by id within
 # item_splits' primary key, annotations by rowid (creation) under (split_id, item_id).
@@ -145,18 +145,25 @@ def migrate(db: sqlite3.Connection, path: Path) -> int:
 
 def check_readable(db: sqlite3.Connection, path: Path, root: Path) -> None:
     """A reader's check: the store is at this code's schema version (readers never migrate)."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    _refuse_newer(version, path)
-    if version < SCHEMA_VERSION:
+    check_version(db.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION, str(path), str(root))
+
+
+def check_version(version: int, current: int, where: str, store: str) -> None:
+    """A reader's check of a store's schema ``version`` against this code's ``current`` one (any back end).
+
+    ``where`` names the database in messages, ``store`` what ``--store`` takes.
+    """
+    _refuse_newer(version, where, current)
+    if version < current:
         raise InvalidInput(
-            f"{path} has schema version {version}, older than this dsexport's {SCHEMA_VERSION};"
-            f" upgrade it with `dsexport init --store {root}` (it migrates the store in place)"
+            f"{where} has schema version {version}, older than this dsexport's {current};"
+            f" upgrade it with `dsexport init --store {store}` (it migrates the store in place)"
         )
 
 
-def _refuse_newer(version: int, path: Path) -> None:
-    if version > SCHEMA_VERSION:
+def _refuse_newer(version: int, where: str | Path, current: int = SCHEMA_VERSION) -> None:
+    if version > current:
         raise InvalidInput(
-            f"{path} has schema version {version}; this dsexport reads versions up to {SCHEMA_VERSION}:"
+            f"{where} has schema version {version}; this dsexport reads versions up to {current}:"
             " upgrade dsexport"
         )

@@ -1,4 +1,4 @@
-"""Exact archive sizes in SQLite, kept across restarts (the HTTP download's ``Content-Length``)."""
+"""Exact archive sizes, kept across restarts (the HTTP download's ``Content-Length``); SQL both back ends speak."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class SizeWrites(SqliteWrites):
         with self._tx() as db:
             db.execute("DELETE FROM archive_sizes WHERE version_id = ? AND revision < ?", (version_id, revision))
             db.execute(
-                "INSERT OR REPLACE INTO archive_sizes (etag, version_id, revision, size) VALUES (?, ?, ?, ?)",
+                "INSERT INTO archive_sizes (etag, version_id, revision, size) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (etag) DO UPDATE SET version_id = excluded.version_id,"
+                " revision = excluded.revision, size = excluded.size",
                 (etag, version_id, revision, size),
             )
 
