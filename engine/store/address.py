@@ -11,6 +11,7 @@ process (and thread) that uses the store.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -67,11 +68,13 @@ class StoreAddress(msgspec.Struct, frozen=True):
 
 
 def _without_password(url: str) -> str:
-    """``url`` with the password of its user part masked (paths and URLs without one are unchanged)."""
+    """``url`` with its password masked, in the user part or as ``password=`` in the query (libpq takes both)."""
     if "://" not in url:
         return url
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    if parts.query:
+        parts = parts._replace(query=re.sub(r"(?i)(^|&)(password)=[^&]*", r"\1\2=***", parts.query))
+    return urlunsplit(parts)

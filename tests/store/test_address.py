@@ -34,6 +34,8 @@ def test_display_never_shows_a_password():
     assert "s3cret" not in shown and ":v@" not in shown
     assert "postgresql://ada:***@db.example:5432/data" in shown and "bucket/prefix" in shown
     assert StoreAddress("/srv/store").display() == "/srv/store"
+    query = StoreAddress("postgresql://db.example/data?sslmode=require&password=s3cret&user=ada").display()
+    assert query == "postgresql://db.example/data?sslmode=require&password=***&user=ada"
 
 
 def test_an_address_is_picklable_for_workers_of_other_processes():
