@@ -50,9 +50,10 @@ WORKER ?= trio
 serve: install
 	$(BIN)/dsexport serve --store $(STORE) --bind $(BIND) --worker $(WORKER)
 
-## test: the default (fast) test suite
+## test: the default (fast) test suite, on TEST_WORKERS processes (each starts its own S3 and PostgreSQL servers)
+TEST_WORKERS ?= 2
 test: install-test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 ## test-scale: exports of hundreds of thousands of entries (slow)
 test-scale: install-test

@@ -18,7 +18,7 @@ from engine.model import Label
 from formats.base import ExportItem
 from formats.coordinates import Box, parse_box
 
-__all__ = ["LEFT_OUT_HEADER", "BoxReader", "left_out_note", "num"]
+__all__ = ["LEFT_OUT_HEADER", "BoxReader", "CountsBoxes", "left_out_note", "num"]
 
 #: The download response header that counts the image-level labels a box format left out.
 LEFT_OUT_HEADER = "x-dsexport-image-labels-left-out"
@@ -69,6 +69,21 @@ class BoxReader:
     def skip(self, item: ExportItem) -> None:
         """Count the occurrence's image-level labels; its boxes are not written (a repeat whose file is)."""
         self.left_out += sum(1 for a in item.annotations if not a.coordinates.strip())
+
+
+class CountsBoxes:
+    """The counts every box format reports (the export summary reads them), from its ``_boxes`` reader."""
+
+    _boxes: BoxReader
+
+    @property
+    def image_labels_left_out(self) -> int:
+        """Image-level labels (no box) left out of the label files so far."""
+        return self._boxes.left_out
+
+    @property
+    def boxes_written(self) -> int:
+        return self._boxes.boxes
 
 
 def left_out_note(format_name: str, left_out: int, boxes: int | None) -> str | None:

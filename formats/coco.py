@@ -70,7 +70,7 @@ import msgspec
 from engine.errors import InvalidInput
 from engine.model import ContentType, Dataset, DatasetSplit
 from formats.base import Blob, Content, Entry, ExportContext, ExportItem, Spool
-from formats.boxes import BoxReader, num
+from formats.boxes import BoxReader, CountsBoxes, num
 from formats.paths import UniquePaths, file_name, safe_component, split_stem
 from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
 
@@ -134,7 +134,7 @@ class _SplitFile:
         self.annotations = annotations
 
 
-class CocoFormat:
+class CocoFormat(CountsBoxes):
     """``annotations/instances_<split>.json`` and ``images/<split>/``; see the module docstring."""
 
     name: ClassVar[str] = "coco"
@@ -163,15 +163,6 @@ class CocoFormat:
             self._file(split)
         self._boxes = BoxReader(ctx.labels)
         self._position = ctx.first  # the export-order position of the next occurrence
-
-    @property
-    def image_labels_left_out(self) -> int:
-        """Image-level labels (no box) left out of the JSONs so far."""
-        return self._boxes.left_out
-
-    @property
-    def boxes_written(self) -> int:
-        return self._boxes.boxes
 
     def _file(self, split: DatasetSplit) -> _SplitFile:
         """The split's JSON and image folder, claimed (and its two spools made) on first sight."""

@@ -80,7 +80,7 @@ import yaml
 from engine.errors import InvalidInput
 from engine.model import ContentType, Dataset, DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem
-from formats.boxes import BoxReader
+from formats.boxes import BoxReader, CountsBoxes
 from formats.coordinates import parse_box
 from formats.paths import UniquePaths, file_name, safe_component, split_ext, split_stem
 from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
@@ -109,7 +109,7 @@ def _labels_path(image: str) -> str:
     return split_ext("/".join(parts))[0] + ".txt"
 
 
-class UltralyticsFormat:
+class UltralyticsFormat(CountsBoxes):
     """``data.yaml``, ``images/<split>/``, ``labels/<split>/``; see the module docstring."""
 
     name: ClassVar[str] = "ultralytics"
@@ -133,15 +133,6 @@ class UltralyticsFormat:
         for split in ctx.splits:
             self._folder(split)
         self._boxes = BoxReader(ctx.labels)
-
-    @property
-    def image_labels_left_out(self) -> int:
-        """Image-level labels (no box) left out of the label files so far."""
-        return self._boxes.left_out
-
-    @property
-    def boxes_written(self) -> int:
-        return self._boxes.boxes
 
     def _folder(self, split: DatasetSplit) -> str:
         """The split's folder name, claimed under both ``images/`` and ``labels/`` on first sight."""

@@ -81,7 +81,7 @@ import msgspec
 
 from engine.model import ContentType, Dataset, DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem, Spool
-from formats.boxes import BoxReader
+from formats.boxes import BoxReader, CountsBoxes
 from formats.paths import UniquePaths, file_name, safe_component, split_ext, split_stem
 from formats.reading import ArchiveReader, ImportTarget, PlanSink, refused
 
@@ -110,7 +110,7 @@ class _SplitList:
         self.spool = spool
 
 
-class YoloFormat:
+class YoloFormat(CountsBoxes):
     """Flat YOLO v4 layout; see the module docstring."""
 
     name: ClassVar[str] = "yolo"
@@ -133,15 +133,6 @@ class YoloFormat:
         for split in ctx.splits:
             self._split_list(split)
         self._boxes = BoxReader(ctx.labels)
-
-    @property
-    def image_labels_left_out(self) -> int:
-        """Image-level labels (no box) left out of the ``.txt`` files so far."""
-        return self._boxes.left_out
-
-    @property
-    def boxes_written(self) -> int:
-        return self._boxes.boxes
 
     def _split_list(self, split: DatasetSplit) -> _SplitList:
         entry = self._lists.get(split.id)
