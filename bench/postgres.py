@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its server (finally)
 
+    if args.cache is not None:
+        Path(args.cache).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench-postgres-", dir=args.cache))
     server = PostgresServer(durable=True)
     record: dict = {"scenario": "postgres", "items": args.items, "machine": machine_facts(),
