@@ -50,6 +50,9 @@ _CONTENT = {
 }
 _NO_CONTENT = {"extra": "", "join": ""}
 _SIZES = {"extra": ", b.sha256, b.size, b.crc32", "join": "LEFT JOIN blobs b ON b.id = i.blob_id"}
+#: In a page row of content, the blob columns (see ``SqliteBlobs.page_contents``) follow
+#: id, name, extension, text, width and height.
+_FIRST_BLOB_COLUMN = 6
 _COLUMNS = {PageContent.NONE: _NO_CONTENT, PageContent.SIZES: _SIZES, PageContent.BYTES: _CONTENT}
 
 
@@ -142,7 +145,7 @@ class PageReads(CatalogReads):
         with ThreadPoolExecutor(1, thread_name_prefix="pack-read") as pool:
             pending = None
             for rows, split, found in pages:
-                future = pool.submit(self.blobs.page_contents, rows, 6)  # blob columns follow width, height
+                future = pool.submit(self.blobs.page_contents, rows, _FIRST_BLOB_COLUMN)
                 if pending is not None:
                     yield self._packed_items(*pending)
                 pending = (rows, split, found, future)
@@ -269,7 +272,7 @@ class PageReads(CatalogReads):
             ]
         read = self.blobs.content
         return [
-            ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[6:]), r[4], r[5]) for r in rows
+            ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[_FIRST_BLOB_COLUMN:]), r[4], r[5]) for r in rows
         ]
 
 class _Annotator:
