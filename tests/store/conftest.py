@@ -1,4 +1,4 @@
-"""Fixtures of the SQLite back-end tests: a store, and an image dataset in it."""
+"""Fixtures of the SQLite back-end tests: a store, an image dataset in it, and a store with content in a bucket."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.store import Store
+from engine.store import Store, open_store
 
 
 @pytest.fixture()
@@ -25,3 +25,12 @@ def images(store: Store):
     dogs = store.create_label(version.id, "dogs")
     return version.id, (train, valid, test), (cats, dogs)
 
+
+
+@pytest.fixture()
+def s3_store(s3_env, tmp_path: Path):
+    """A SQLite store whose content is in a fresh bucket of the session's SeaweedFS, under ``content/``."""
+    bucket = s3_env.create_bucket()
+    with open_store(tmp_path / "store", blobs=f"s3://{bucket}/content") as store:
+        store.bucket = bucket
+        yield store

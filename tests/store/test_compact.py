@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import pytest
 
-from engine.store import NewItem, PageContent, open_store
+from engine.store import NewItem, PageContent
 from engine.store.compact import compact
 from sqlite_checks import sql_all
 
-
-@pytest.fixture()
-def s3_store(s3_env, tmp_path: Path):
-    bucket = s3_env.create_bucket()
-    with open_store(tmp_path / "store", blobs=f"s3://{bucket}/c") as store:
-        store.bucket = bucket
-        yield store
 
 
 def _dataset(store, name: str, n: int) -> tuple[str, list[bytes]]:
@@ -57,7 +48,7 @@ def test_compaction_reclaims_deleted_content_and_an_export_begun_before_reads_on
 
     later = compact(s3_store, s3_store.blobs.files, grace=3600, now=time.time() + 3601)
     assert sorted(later.deleted) == sorted(old_packs) and later.rewritten == []
-    assert s3_env.keys(s3_store.bucket, "c/packs/") == [f"c/packs/{p}" for p in report.written]
+    assert s3_env.keys(s3_store.bucket, "content/packs/") == [f"content/packs/{p}" for p in report.written]
     assert _contents(s3_store.iter_pages(kept_version, content=PageContent.BYTES)) == kept
     assert compact(s3_store, s3_store.blobs.files, grace=0).rewritten == []  # nothing left worth rewriting
 

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import obstore
 import pytest
 
 from engine.errors import MissingBlob
-from engine.store import INLINE_LIMIT, NewItem, PageContent, open_store
+from engine.store import INLINE_LIMIT, NewItem, PageContent
 from engine.store.testing import MetadataStoreTests
 from sqlite_checks import sql_all
 
-
-@pytest.fixture()
-def s3_store(s3_env, tmp_path: Path):
-    bucket = s3_env.create_bucket()
-    with open_store(tmp_path / "store", blobs=f"s3://{bucket}/content") as store:
-        store.bucket = bucket
-        yield store
 
 
 class TestSqliteWithS3Blobs(MetadataStoreTests):
