@@ -10,7 +10,7 @@ that builds the page; no call per item it can avoid.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 
@@ -128,14 +128,60 @@ class PageReads(CatalogReads):
         start: int = 0,
         stop: int | None = None,
     ) -> Iterator[list[ExportItem]]:
-        with closing(self._page_rows(version_id, splits, content, include_unsplit, size, start, stop)) as pages:
-            if content is PageContent.BYTES and self.blobs.packed:
-                yield from self._prefetched(pages)
-                return
-            for rows, split, found in pages:
-                yield self._export_items(rows, split, found, content)
+        with self._snapshot():
+            rows = self._page_rows(version_id, splits, content, include_unsplit, size, start, stop)
+            yield from self._items_of(lambda: self.labels(version_id), rows, content)
 
-    def _prefetched(self, pages: Iterator[tuple]) -> Iterator[list[ExportItem]]:
+    def iter_pages_in_process(
+        self,
+        version_id: str,
+        split_ids: list[str] | None = None,
+        *,
+        content: PageContent,
+        include_unsplit: bool | None = None,
+        page_size: int = 1000,
+        start: int = 0,
+        stop: int | None = None,
+        on_end: Callable[[int], None] | None = None,
+    ) -> Iterator[list[ExportItem]]:
+        """:meth:`iter_pages`, its queries run by a page reader process (``page_process.py``).
+
+        The same pages, built here from the same rows; the reader holds a
+        snapshot of its own. Why: the queries and their rows are a third of
+        an export of small items, and a second process runs them on the
+        other core (a thread could not: the GIL hand-offs of every SQLite
+        step cost more than they save). Closing the iterator stops the reader.
+        ``on_end`` is called with the reader's peak RSS (KiB) once it has sent every page.
+        """
+        from engine.store.sqlite.page_process import PageProcess
+
+        if page_size < 1:
+            raise InvalidInput(f"page_size must be at least 1, got {page_size}")
+        if start < 0 or (stop is not None and stop < start):
+            raise InvalidInput(f"invalid occurrence range {start}..{stop}")
+        splits = self._export_splits(version_id, split_ids)
+        unsplit = _with_unsplit(split_ids, include_unsplit)
+        process = PageProcess(
+            self.root, version_id, splits, PageContent(content), unsplit, page_size, start, stop, on_end=on_end
+        )
+        return self._items_of(process.labels, process, PageContent(content))
+
+    def _items_of(
+        self,
+        labels: Callable[[], list[Label]],
+        pages: Iterator[tuple[list, DatasetSplit | None, list]],
+        content: PageContent,
+    ) -> Iterator[list[ExportItem]]:
+        """ExportItems of each page of rows, annotations resolved against ``labels()`` (asked first)."""
+        with closing(pages):  # type: ignore[type-var]
+            annotator = _Annotator({label.id: label for label in labels()})
+            if content is PageContent.BYTES and self.blobs.packed:
+                yield from self._prefetched(pages, annotator)
+                return
+            for rows, split, annotation_rows in pages:
+                yield self._export_items(rows, split, annotator.group(annotation_rows), content)
+
+    def _prefetched(self, pages: Iterator[tuple], annotator: _Annotator) -> Iterator[list[ExportItem]]:
         """Pages of packed content, each page's ranged reads in flight while the one before is consumed.
 
         Why: a page's packed blobs are one network round trip; overlapping it
@@ -144,11 +190,11 @@ class PageReads(CatalogReads):
         """
         with ThreadPoolExecutor(1, thread_name_prefix="pack-read") as pool:
             pending = None
-            for rows, split, found in pages:
+            for rows, split, annotation_rows in pages:
                 future = pool.submit(self.blobs.page_contents, rows, _FIRST_BLOB_COLUMN)
                 if pending is not None:
                     yield self._packed_items(*pending)
-                pending = (rows, split, found, future)
+                pending = (rows, split, annotator.group(annotation_rows), future)
             if pending is not None:
                 yield self._packed_items(*pending)
 
@@ -171,37 +217,32 @@ class PageReads(CatalogReads):
         size: int,
         start: int = 0,
         stop: int | None = None,
-    ) -> Iterator[tuple[list[tuple], DatasetSplit | None, dict[str, list[ExportAnnotation]]]]:
-        """Each page's rows with its split and annotations, in export order, from one snapshot."""
+    ) -> Iterator[tuple[list[tuple], DatasetSplit | None, list[tuple]]]:
+        """Each page's rows with its split and annotation rows, in export order, from one snapshot."""
         with self._snapshot():
             cols = _COLUMNS[content]
             page = _PAGE.format(**cols)
             unsplit = _UNSPLIT.format(**cols)
-            annotator = _Annotator({label.id: label for label in self.labels(version_id)})
             ranges = self._ranges(version_id, splits, include_unsplit, start, stop)
             for split in splits:
                 if (cut := ranges.get(split.id)) is None:
                     continue
                 for rows in self._keyset(page, split.id, size, *cut):
-                    found = annotator.group(
-                        self._all(
-                            "SELECT item_id, label_id, coordinates FROM annotations"
-                            " WHERE split_id = ? AND item_id BETWEEN ? AND ? ORDER BY item_id, rowid",
-                            (split.id, rows[0][0], rows[-1][0]),
-                        )
+                    annotations = self._all(
+                        "SELECT item_id, label_id, coordinates FROM annotations"
+                        " WHERE split_id = ? AND item_id BETWEEN ? AND ? ORDER BY item_id, rowid",
+                        (split.id, rows[0][0], rows[-1][0]),
                     )
-                    yield rows, split, found
+                    yield rows, split, annotations
             if include_unsplit and (cut := ranges.get(None)) is not None:
                 for rows in self._keyset(unsplit, version_id, size, *cut):
                     ids = [r[0] for r in rows]
-                    found = annotator.group(
-                        self._all(
-                            f"SELECT item_id, label_id, coordinates FROM annotations"
-                            f" WHERE item_id IN ({','.join('?' * len(ids))}) ORDER BY item_id, rowid",
-                            tuple(ids),
-                        )
+                    annotations = self._all(
+                        f"SELECT item_id, label_id, coordinates FROM annotations"
+                        f" WHERE item_id IN ({','.join('?' * len(ids))}) ORDER BY item_id, rowid",
+                        tuple(ids),
                     )
-                    yield rows, None, found
+                    yield rows, None, annotations
 
     def _ranges(
         self, version_id: str, splits: list[DatasetSplit], include_unsplit: bool, start: int, stop: int | None
@@ -282,7 +323,7 @@ class _Annotator:
         self._labels = labels
         self._plain: dict[str, ExportAnnotation] = {}  # classification ones are shared
 
-    def group(self, rows: list[tuple[str, str, str]]) -> dict[str, list[ExportAnnotation]]:
+    def group(self, rows: list[tuple[str, str, str]] | list[list]) -> dict[str, list[ExportAnnotation]]:
         out: dict[str, list[ExportAnnotation]] = {}
         for item_id, label_id, coordinates in rows:
             if coordinates:

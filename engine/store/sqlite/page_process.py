@@ -1,0 +1,244 @@
+"""The export's page queries in a second process: a page reader.
+
+An export of many small items spends about a third of its time in
+SQLite's page queries and in turning their rows into Python objects. In a
+thread beside the writer that work barely overlaps with it: every SQLite
+step releases and retakes the GIL, and on two cores the two threads spend
+more time handing the GIL over than they save. A child process has a GIL of
+its own: it runs the same queries (:meth:`PageReads._page_rows`, in a
+read snapshot of its own) and sends each page's rows down a pipe, where
+this process turns them into ExportItems exactly as it would its own rows.
+
+The pipe carries frames: a kind byte, a 4-byte length, then msgpack
+(msgspec encodes and decodes a page of rows in C, about 1 µs a row):
+
+* ``LABELS``: the version's labels, first, read in the reader's snapshot;
+* ``PAGE``: ``[split index (-1: no split), rows, annotation rows]``;
+* ``END``: the reader's peak RSS in KiB (for the benchmark's memory figure);
+* ``ERROR``: ``[error class name, message]`` (NotFound, InvalidInput...).
+
+The reader is started by :class:`PageProcess`, which kills it (by PID) when
+closed early, and turns a reader that dies into a :class:`ContentError`
+naming its exit status.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from engine import errors
+from engine.errors import ContentError
+from engine.model import DatasetSplit, Label
+from engine.store.api import PageContent
+
+__all__ = ["PageProcess", "PageRequest", "main"]
+
+LABELS, PAGE, END, ERROR = 1, 2, 3, 4
+_HEADER = struct.Struct("<BI")
+#: Pipe buffer asked for: a page of 1 KiB items is ~0.6 MB, written in one go.
+_PIPE_BYTES = 1 << 20
+
+
+class PageRequest(msgspec.Struct, kw_only=True):
+    """What the reader reads: :meth:`PageReads._page_rows`'s arguments, splits by id."""
+
+    root: str
+    version_id: str
+    split_ids: list[str]
+    content: str
+    include_unsplit: bool
+    page_size: int
+    start: int = 0
+    stop: int | None = None
+
+
+class PageProcess:
+    """Page rows from a reader process: iterate for ``(rows, split, annotation rows)``; :meth:`close` stops it.
+
+    ``on_end`` is called with the reader's peak RSS (KiB) after its last page.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        version_id: str,
+        splits: list[DatasetSplit],
+        content: PageContent,
+        include_unsplit: bool,
+        page_size: int,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        on_end: Callable[[int], None] | None = None,
+    ) -> None:
+        self._splits = splits
+        self._on_end = on_end
+        request = PageRequest(
+            root=str(Path(root).resolve()), version_id=version_id, split_ids=[s.id or "" for s in splits],
+            content=content.value, include_unsplit=include_unsplit, page_size=page_size, start=start, stop=stop,
+        )
+        self._stderr = tempfile.TemporaryFile(prefix="dsexport-pages-")
+        package_root = str(Path(__file__).resolve().parents[3])  # so -m finds engine however it was imported
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "engine.store.sqlite.page_process"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0, env=env,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._pipe: BinaryIO = self._process.stdout
+        _widen(self._pipe.fileno())
+        try:
+            self._process.stdin.write(msgspec.json.encode(request))
+            self._process.stdin.close()
+        except OSError:
+            pass  # the reader died at once: reading its first frame says why
+        self._buffer = bytearray(1 << 20)
+        self._decode = msgspec.msgpack.Decoder()
+        self._labels: list[Label] | None = None
+        self._done = False
+        self._last_words = ""  # the end of what the reader wrote to stderr, once it has exited
+
+    def labels(self) -> list[Label]:
+        """The version's labels in the reader's snapshot (its first frame)."""
+        if self._labels is None:
+            kind, payload = self._frame()
+            if kind != LABELS:
+                raise self._broken(f"expected the labels first, got frame kind {kind}")
+            self._labels = msgspec.msgpack.decode(payload, type=list[Label])
+        return self._labels
+
+    def __iter__(self) -> Iterator[tuple[list, DatasetSplit | None, list]]:
+        self.labels()
+        splits = self._splits
+        while True:
+            kind, payload = self._frame()
+            if kind == PAGE:
+                index, rows, annotations = self._decode.decode(payload)
+                yield rows, (None if index < 0 else splits[index]), annotations
+            elif kind == END:
+                peak_rss_kib = self._decode.decode(payload)
+                self._finish()
+                if self._on_end is not None:
+                    self._on_end(peak_rss_kib)
+                return
+            else:
+                raise self._broken(f"unexpected frame kind {kind}")
+
+    def _frame(self) -> tuple[int, memoryview]:
+        head = self._read(_HEADER.size)
+        kind, length = _HEADER.unpack(head)
+        payload = self._read(length)
+        if kind == ERROR:
+            name, message = self._decode.decode(payload)
+            self._finish()
+            error = getattr(errors, name, None)
+            if isinstance(error, type) and issubclass(error, errors.DsexportError) and error is not ContentError:
+                raise error(message)
+            raise ContentError(f"the store's page reader failed: {message}")
+        return kind, payload
+
+    def _read(self, count: int) -> memoryview:
+        """The next ``count`` bytes of the pipe (valid until the next read)."""
+        if len(self._buffer) < count:
+            self._buffer = bytearray(count)
+        view = memoryview(self._buffer)[:count]
+        got = 0
+        while got < count:
+            n = self._pipe.readinto(view[got:])
+            if not n:
+                raise self._broken("its output ended early")
+            got += n
+        return view
+
+    def _broken(self, what: str) -> ContentError:
+        code = self._finish(kill=True)
+        last = self._last_words.strip().splitlines()
+        tail = f": {last[-1]}" if last else ""
+        return ContentError(f"the store's page reader stopped ({what}; exit status {code}){tail}")
+
+    def _finish(self, kill: bool = False) -> int | None:
+        """Wait for the reader (killing it first if ``kill``); its exit status."""
+        if not self._done:
+            self._done = True
+            if kill:
+                self._process.kill()
+            self._pipe.close()
+            self._process.wait()
+            self._stderr.seek(max(0, self._stderr.seek(0, os.SEEK_END) - 4096))
+            self._last_words = self._stderr.read().decode(errors="replace")
+            self._stderr.close()
+        return self._process.returncode
+
+    def close(self) -> None:
+        """Stop the reader (killed by its PID if still running) and release the pipe."""
+        self._finish(kill=self._process.poll() is None)
+
+
+def _widen(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux): a page then crosses in one write, not 16."""
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    except OSError:
+        pass  # a smaller buffer still works, in more hand-offs
+
+
+# -- the reader process ------------------------------------------------------------
+
+
+def _send(out: BinaryIO, kind: int, payload: bytes) -> None:
+    out.write(_HEADER.pack(kind, len(payload)))
+    out.write(payload)
+
+
+def run(request: PageRequest, out: BinaryIO) -> None:
+    """Read the pages ``request`` names and write them as frames to ``out``."""
+    from engine.store.sqlite.store import StoreReader
+
+    encode = msgspec.msgpack.Encoder().encode
+    reader = StoreReader.open(request.root)
+    try:
+        with reader._snapshot():
+            _send(out, LABELS, encode(reader.labels(request.version_id)))
+            splits = reader._export_splits(request.version_id, request.split_ids)
+            index = {id(split): n for n, split in enumerate(splits)}
+            pages = reader._page_rows(
+                request.version_id, splits, PageContent(request.content), request.include_unsplit,
+                request.page_size, request.start, request.stop,
+            )
+            for rows, split, annotations in pages:
+                _send(out, PAGE, encode((-1 if split is None else index[id(split)], rows, annotations)))
+    finally:
+        reader.close()
+    _send(out, END, encode(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+def main() -> None:
+    """The reader's entry point: a JSON :class:`PageRequest` on stdin, frames on stdout."""
+    out = os.fdopen(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)
+    try:
+        run(msgspec.json.decode(sys.stdin.buffer.read(), type=PageRequest), out)
+    except BrokenPipeError:  # the export stopped reading (it was cancelled or failed): nothing left to say
+        return
+    except errors.DsexportError as exc:
+        _send(out, ERROR, msgspec.msgpack.encode((type(exc).__name__, str(exc))))
+    except Exception as exc:  # a store that cannot be read: its message, not a traceback, reaches the user
+        _send(out, ERROR, msgspec.msgpack.encode(("", f"{type(exc).__name__}: {exc}")))
+    try:
+        out.flush()
+    except BrokenPipeError:
+        pass
+
+
+if __name__ == "__main__":
+    main()
