@@ -114,15 +114,22 @@ def _dsexport(
     from engine.sources import StoreSource
 
     sink = _NullSink() if null else FileSink(out / ARCHIVE)
+    source = StoreSource(dataset.store)
     result = run_export(
-        lambda: StoreSource(dataset.store),
+        lambda: source,
         dataset.dataset_id,
         dataset.version_id,
         sink,
         ExportOptions(format=fmt or dataset.format),
         backend=backend,
     )
-    return {"archive_bytes": result.bytes, "entries": result.entries}
+    return _outcome(result, source)
+
+
+def _outcome(result, source) -> dict:
+    """What an export of ours reports to the harness: its sizes, and its page reader's peak RSS if one ran."""
+    return {"archive_bytes": result.bytes, "entries": result.entries,
+            "page_reader_peak_rss_kib": source.page_reader_peak_rss_kib}
 
 
 def _dsexport_stdout(dataset: Dataset, out: Path) -> dict:
@@ -134,10 +141,11 @@ def _dsexport_stdout(dataset: Dataset, out: Path) -> dict:
     from engine.sources import StoreSource
 
     reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    source = StoreSource(dataset.store)
     try:
         assert reader.stdin is not None
         result = run_export(
-            lambda: StoreSource(dataset.store),
+            lambda: source,
             dataset.dataset_id,
             dataset.version_id,
             StdoutSink(reader.stdin),
@@ -146,7 +154,7 @@ def _dsexport_stdout(dataset: Dataset, out: Path) -> dict:
         reader.stdin.close()
     finally:
         reader.wait()
-    return {"archive_bytes": result.bytes, "entries": result.entries}
+    return _outcome(result, source)
 
 
 # -- baselines ---------------------------------------------------------------------

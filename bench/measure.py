@@ -13,6 +13,10 @@ plots drawn in other processes), forks rather than vforks (a vfork child
 would inherit the parent's *lifetime* peak), and :func:`rss_floor` measures
 the floor, ``true`` spawned the same way, which every report prints: a peak
 at the floor means "no more than this".
+
+An export that reads its pages in a page reader process (``dsexport`` on a
+large store) reports that process's own peak (``page_reader_peak_rss_kib``);
+its figure is the sum of both peaks, as the two run side by side.
 """
 
 from __future__ import annotations
@@ -87,7 +91,8 @@ def run_child(argv: list[str], cwd: Path, *, env: dict[str, str] | None = None, 
         except json.JSONDecodeError:
             pass
     error = "" if code == 0 else (stderr or stdout)[-2000:]
-    return Run(round(seconds, 4), usage.ru_maxrss, code, warmup, child, error)
+    peak = usage.ru_maxrss + int(child.get("page_reader_peak_rss_kib") or 0)
+    return Run(round(seconds, 4), peak, code, warmup, child, error)
 
 
 def rss_floor() -> int:

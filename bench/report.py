@@ -234,7 +234,8 @@ def render(results: dict[str, dict]) -> str:
               f"Linux {m['kernel']}, Python {m['python']}; {packages}; load average at start "
               f"{', '.join(map(str, m['load_average']))}. Each contender is its own process; times are the "
               f"parent's wall clock around it (interpreter start-up included), peak RSS the kernel's `ru_maxrss` "
-              f"of the child from `os.wait4`. A forked child starts from the harness's own RSS, so every "
+              f"of the child from `os.wait4`, plus, for ours on a large store, the peak its page reader process "
+              f"reports (the two run side by side). A forked child starts from the harness's own RSS, so every "
               f"figure is at least the floor (`true` measured the same way before each point: "
               f"{min(floors) / 1024:.1f}-{max(floors) / 1024:.1f} MiB); a figure at the floor is shown as "
               f"\"<= floor\" and means \"at most this\"."), ""]
