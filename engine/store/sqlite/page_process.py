@@ -13,7 +13,8 @@ The pipe carries frames: a kind byte, a 4-byte length, then msgpack
 (msgspec encodes and decodes a page of rows in C, about 1 µs a row):
 
 * ``LABELS``: the version's labels, first, read in the reader's snapshot;
-* ``PAGE``: ``[split index (-1: no split), rows, annotation rows]``;
+* ``PAGE``: ``[split index (-1: no split), rows, annotations]``, the annotations in
+  the compact form of :func:`~engine.store.sqlite.pages.compact_annotations`;
 * ``END``: the reader's peak RSS in KiB (for the benchmark's memory figure);
 * ``ERROR``: ``[error class name, message]`` (NotFound, InvalidInput...).
 
@@ -203,13 +204,16 @@ def _send(out: BinaryIO, kind: int, payload: bytes) -> None:
 
 def run(request: PageRequest, out: BinaryIO) -> None:
     """Read the pages ``request`` names and write them as frames to ``out``."""
+    from engine.store.sqlite.pages import compact_annotations
     from engine.store.sqlite.store import StoreReader
 
     encode = msgspec.msgpack.Encoder().encode
     reader = StoreReader.open(request.root)
     try:
         with reader._snapshot():
-            _send(out, LABELS, encode(reader.labels(request.version_id)))
+            labels = reader.labels(request.version_id)
+            position = {label.id: n for n, label in enumerate(labels)}
+            _send(out, LABELS, encode(labels))
             splits = reader._export_splits(request.version_id, request.split_ids)
             index = {id(split): n for n, split in enumerate(splits)}
             pages = reader._page_rows(
@@ -217,7 +221,8 @@ def run(request: PageRequest, out: BinaryIO) -> None:
                 request.page_size, request.start, request.stop,
             )
             for rows, split, annotations in pages:
-                _send(out, PAGE, encode((-1 if split is None else index[id(split)], rows, annotations)))
+                notes = compact_annotations(rows, annotations, position)
+                _send(out, PAGE, encode((-1 if split is None else index[id(split)], rows, notes)))
     finally:
         reader.close()
     _send(out, END, encode(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))

@@ -130,7 +130,7 @@ class PageReads(CatalogReads):
     ) -> Iterator[list[ExportItem]]:
         with self._snapshot():
             rows = self._page_rows(version_id, splits, content, include_unsplit, size, start, stop)
-            yield from self._items_of(lambda: self.labels(version_id), rows, content)
+            yield from self._items_of(lambda: self.labels(version_id), rows, content, compact=False)
 
     def iter_pages_in_process(
         self,
@@ -164,24 +164,31 @@ class PageReads(CatalogReads):
         process = PageProcess(
             self.root, version_id, splits, PageContent(content), unsplit, page_size, start, stop, on_end=on_end
         )
-        return self._items_of(process.labels, process, PageContent(content))
+        return self._items_of(process.labels, process, PageContent(content), compact=True)
 
     def _items_of(
         self,
         labels: Callable[[], list[Label]],
         pages: Iterator[tuple[list, DatasetSplit | None, list]],
         content: PageContent,
+        *,
+        compact: bool,
     ) -> Iterator[list[ExportItem]]:
-        """ExportItems of each page of rows, annotations resolved against ``labels()`` (asked first)."""
-        with closing(pages):  # type: ignore[type-var]
-            annotator = _Annotator({label.id: label for label in labels()})
-            if content is PageContent.BYTES and self.blobs.packed:
-                yield from self._prefetched(pages, annotator)
-                return
-            for rows, split, annotation_rows in pages:
-                yield self._export_items(rows, split, annotator.group(annotation_rows), content)
+        """ExportItems of each page of rows, annotations resolved against ``labels()`` (asked first).
 
-    def _prefetched(self, pages: Iterator[tuple], annotator: _Annotator) -> Iterator[list[ExportItem]]:
+        A page's annotations are its annotation rows, or with ``compact`` the
+        page reader's form of them (:func:`compact_annotations`).
+        """
+        with closing(pages):  # type: ignore[type-var]
+            annotator = _Annotator(labels())
+            notes_of = annotator.expand if compact else annotator.group
+            if content is PageContent.BYTES and self.blobs.packed:
+                yield from self._prefetched(pages, notes_of)
+                return
+            for rows, split, annotations in pages:
+                yield self._export_items(rows, split, notes_of(rows, annotations), content)
+
+    def _prefetched(self, pages: Iterator[tuple], notes_of: Callable[[list, list], list]) -> Iterator[list[ExportItem]]:
         """Pages of packed content, each page's ranged reads in flight while the one before is consumed.
 
         Why: a page's packed blobs are one network round trip; overlapping it
@@ -190,22 +197,21 @@ class PageReads(CatalogReads):
         """
         with ThreadPoolExecutor(1, thread_name_prefix="pack-read") as pool:
             pending = None
-            for rows, split, annotation_rows in pages:
+            for rows, split, annotations in pages:
                 future = pool.submit(self.blobs.page_contents, rows, _FIRST_BLOB_COLUMN)
                 if pending is not None:
                     yield self._packed_items(*pending)
-                pending = (rows, split, annotator.group(annotation_rows), future)
+                pending = (rows, split, notes_of(rows, annotations), future)
             if pending is not None:
                 yield self._packed_items(*pending)
 
     @staticmethod
     def _packed_items(
-        rows: list[tuple], split: DatasetSplit | None, found: dict[str, list[ExportAnnotation]], contents: Future
+        rows: list[tuple], split: DatasetSplit | None, notes: list[list[ExportAnnotation]], contents: Future
     ) -> list[ExportItem]:
-        get = found.get
         return [
-            ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], c, r[4], r[5])
-            for r, c in zip(rows, contents.result())
+            ExportItem(r[0], r[1], r[2], r[3], split, a, c, r[4], r[5])
+            for r, a, c in zip(rows, notes, contents.result())
         ]
 
     def _page_rows(
@@ -296,42 +302,85 @@ class PageReads(CatalogReads):
         self,
         rows: list[tuple],
         split: DatasetSplit | None,
-        found: dict[str, list[ExportAnnotation]],
+        notes: list[list[ExportAnnotation]],
         content: PageContent,
     ) -> list[ExportItem]:
-        """One page of ExportItems (the hot loop: one comprehension, no call per item it can avoid)."""
-        get = found.get
+        """One page of ExportItems, ``notes`` the annotations of each row (the hot loop: one
+        comprehension, no call per item it can avoid)."""
         if content is PageContent.NONE:
-            return [ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], None, r[4], r[5]) for r in rows]
+            return [ExportItem(r[0], r[1], r[2], r[3], split, a, None, r[4], r[5]) for r, a in zip(rows, notes)]
         if content is PageContent.SIZES:
             return [
                 ExportItem(
-                    r[0], r[1], r[2], r[3], split, get(r[0]) or [], BlobRef(r[6], r[7], r[8]) if r[6] else None,
-                    r[4], r[5],
+                    r[0], r[1], r[2], r[3], split, a, BlobRef(r[6], r[7], r[8]) if r[6] else None, r[4], r[5]
                 )
-                for r in rows
+                for r, a in zip(rows, notes)
             ]
         read = self.blobs.content
         return [
-            ExportItem(r[0], r[1], r[2], r[3], split, get(r[0]) or [], read(r[0], *r[_FIRST_BLOB_COLUMN:]), r[4], r[5]) for r in rows
+            ExportItem(r[0], r[1], r[2], r[3], split, a, read(r[0], *r[_FIRST_BLOB_COLUMN:]), r[4], r[5])
+            for r, a in zip(rows, notes)
         ]
 
+
 class _Annotator:
-    """Resolves annotation rows to ExportAnnotations with labels loaded once per export."""
+    """Resolves a page's annotations to ExportAnnotations, one list per row, labels loaded once per export."""
 
-    def __init__(self, labels: dict[str, Label]) -> None:
-        self._labels = labels
-        self._plain: dict[str, ExportAnnotation] = {}  # classification ones are shared
+    def __init__(self, labels: list[Label]) -> None:
+        self._labels = {label.id: label for label in labels}
+        self._by_position = labels
+        # Classification annotations (no coordinates) are shared: one per label.
+        self._plain = [ExportAnnotation(label, "") for label in labels]
+        self._plain_by_id = {label.id: plain for label, plain in zip(labels, self._plain)}
 
-    def group(self, rows: list[tuple[str, str, str]] | list[list]) -> dict[str, list[ExportAnnotation]]:
-        out: dict[str, list[ExportAnnotation]] = {}
-        for item_id, label_id, coordinates in rows:
+    def group(self, rows: list[tuple], annotation_rows: list[tuple[str, str, str]]) -> list[list[ExportAnnotation]]:
+        """From annotation rows ``(item id, label id, coordinates)`` in order."""
+        found: dict[str, list[ExportAnnotation]] = {}
+        for item_id, label_id, coordinates in annotation_rows:
             if coordinates:
                 ann = ExportAnnotation(self._labels[label_id], coordinates)
-            elif (ann := self._plain.get(label_id)) is None:
-                ann = self._plain[label_id] = ExportAnnotation(self._labels[label_id], "")
-            out.setdefault(item_id, []).append(ann)
-        return out
+            else:
+                ann = self._plain_by_id[label_id]
+            found.setdefault(item_id, []).append(ann)
+        get = found.get
+        return [get(r[0]) or [] for r in rows]
+
+    def expand(self, rows: list, compact: list) -> list[list[ExportAnnotation]]:
+        """From :func:`compact_annotations`' form (label positions, not ids: nothing to look up)."""
+        plain = self._plain
+        return [
+            [] if c is None else [plain[c]] if type(c) is int else self._several(c)
+            for c in compact
+        ]
+
+    def _several(self, entries: list) -> list[ExportAnnotation]:
+        labels, plain = self._by_position, self._plain
+        return [plain[e] if type(e) is int else ExportAnnotation(labels[e[0]], e[1]) for e in entries]
+
+
+def compact_annotations(rows: list[tuple], annotation_rows: list[tuple[str, str, str]], position: dict[str, int]) -> list:
+    """A page's annotation rows as the page reader sends them: one entry per row, in order.
+
+    ``None`` (no annotation), a label's position (one annotation without
+    coordinates: the common case), or a list of positions and
+    ``[position, coordinates]`` pairs. Small ints and no repeated ids make
+    this a fraction of the rows' cost to encode and decode.
+    """
+    row_of = {r[0]: n for n, r in enumerate(rows)}
+    out: list = [None] * len(rows)
+    for item_id, label_id, coordinates in annotation_rows:
+        n = row_of.get(item_id)
+        if n is None:  # an annotation of an item outside the page: the rows decide what is exported
+            continue
+        entry = position[label_id] if not coordinates else [position[label_id], coordinates]
+        held = out[n]
+        if held is None:
+            out[n] = entry if not coordinates else [entry]
+        elif type(held) is int:
+            out[n] = [held, entry]
+        else:
+            held.append(entry)
+    return out
 
 
 def _with_unsplit(split_ids: list[str] | None, include_unsplit: bool | None) -> bool:
