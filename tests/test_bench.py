@@ -121,3 +121,10 @@ def test_image_scenario_measures_ours_to_file_and_stdout_against_the_write_floor
     table = (results / "latest.md").read_text()
     assert "| YOLO, 60 images of ~100 KiB: ours >= 0.8x cat-file |" in table
     assert "0.5x the rate of cat" not in table  # no target against the read floor
+
+
+def test_the_report_knows_from_which_size_ours_runs_a_page_reader():
+    from bench.report import PAGE_PROCESS_FROM as reported
+    from engine.sources import PAGE_PROCESS_FROM
+
+    assert reported == PAGE_PROCESS_FROM
