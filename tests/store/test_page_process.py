@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
 from archive_check import check_archive
 
 from engine.demo import DemoDataset, create_demo
-from engine.errors import ContentError, InvalidInput, NotFound
+from engine.errors import ContentError, InvalidInput, MissingBlob, NotFound
 from engine.pipeline import ExportOptions, run_export
 from engine.sinks import FileSink
 from engine.sources import PAGE_PROCESS_VARIABLE, StoreSource, page_process_threshold
@@ -189,3 +190,59 @@ def test_a_bad_threshold_names_the_variable_and_the_choices(monkeypatch, raw: st
     monkeypatch.setenv(PAGE_PROCESS_VARIABLE, raw)
     with pytest.raises(InvalidInput, match=f"{PAGE_PROCESS_VARIABLE} must be a whole number.*0: always"):
         StoreSource("anywhere")
+
+
+def _content_store(store) -> str:
+    """A version with content of every kind a page row can hold: none, inline, a file (or a pack)."""
+    version = store.create_dataset("kinds", "images", default_splits=True).versions[0]
+    train = store.resolve_split(version.id, "train").id
+    store.add_items(version.id, [
+        NewItem(name="empty", extension="png", split_ids=[train]),
+        *(NewItem(name=f"small{n}", extension="png", split_ids=[train], data=os.urandom(100 + n)) for n in range(5)),
+        *(NewItem(name=f"big{n}", extension="png", split_ids=[train], data=os.urandom(200_000 + n)) for n in range(3)),
+    ])
+    return version.id
+
+
+def test_every_kind_of_content_comes_through_the_reader_process(store):
+    version_id = _content_store(store)
+    reader = store.reader()
+    try:
+        here = _comparable(reader.iter_pages(version_id, content=PageContent.BYTES, page_size=3))
+        kinds = {type(c).__name__ if not isinstance(c, tuple) else c[0] for *_, c, _w, _h in here}
+        assert kinds == {"NoneType", "bytes", "BlobFile"}, kinds
+        assert _comparable(reader.iter_pages_in_process(version_id, content=PageContent.BYTES, page_size=3)) == here
+    finally:
+        reader.close()
+
+
+def test_packed_content_comes_through_the_reader_process(s3_store):
+    version_id = _content_store(s3_store)
+    reader = s3_store.reader()
+    try:
+        here = [(i.id, i.content if isinstance(i.content, bytes) else None if i.content is None else i.content.read())
+                for page in reader.iter_pages(version_id, content=PageContent.BYTES, page_size=3) for i in page]
+        assert sum(isinstance(c, bytes) for _, c in here) == 8
+        there = [(i.id, i.content if isinstance(i.content, bytes) else None if i.content is None else i.content.read())
+                 for page in reader.iter_pages_in_process(version_id, content=PageContent.BYTES, page_size=3)
+                 for i in page]
+        assert there == here
+    finally:
+        reader.close()
+
+
+def test_a_corrupt_inline_blob_is_the_same_error_through_the_reader_process(store):
+    version_id = _content_store(store)
+    with sqlite3.connect(store.root / "store.sqlite3") as db:  # bytes lost on disk, behind the store's back
+        assert db.execute("UPDATE blobs SET data = substr(data, 1, 10) WHERE size = 102").rowcount == 1
+    reader = store.reader()
+    try:
+        errors = []
+        for iterate in (reader.iter_pages, reader.iter_pages_in_process):
+            with pytest.raises(MissingBlob) as caught:
+                list(iterate(version_id, content=PageContent.BYTES, page_size=3))
+            errors.append(str(caught.value))
+        assert errors[0] == errors[1]
+        assert "is corrupt (10 bytes inline, expected 102)" in errors[0]
+    finally:
+        reader.close()

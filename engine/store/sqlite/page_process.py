@@ -62,10 +62,15 @@ class PageRequest(msgspec.Struct, kw_only=True):
     page_size: int
     start: int = 0
     stop: int | None = None
+    #: Rows of content in the form of :func:`~engine.store.sqlite.pages.compact_contents` (blobs not packed).
+    inline: bool = False
 
 
 class PageProcess:
-    """Page rows from a reader process: iterate for ``(rows, split, annotation rows)``; :meth:`close` stops it.
+    """Page rows from a reader process: iterate for ``(rows, split, annotations)``; :meth:`close` stops it.
+
+    ``inline``: rows of content come in the form of
+    :func:`~engine.store.sqlite.pages.compact_contents` (for blobs not packed).
 
     ``on_end`` is called with the reader's peak RSS (KiB) after its last page.
     """
@@ -81,6 +86,7 @@ class PageProcess:
         start: int = 0,
         stop: int | None = None,
         *,
+        inline: bool = False,
         on_end: Callable[[int], None] | None = None,
     ) -> None:
         self._splits = splits
@@ -88,6 +94,7 @@ class PageProcess:
         request = PageRequest(
             root=str(Path(root).resolve()), version_id=version_id, split_ids=[s.id or "" for s in splits],
             content=content.value, include_unsplit=include_unsplit, page_size=page_size, start=start, stop=stop,
+            inline=inline,
         )
         self._stderr = tempfile.TemporaryFile(prefix="dsexport-pages-")
         package_root = str(Path(__file__).resolve().parents[3])  # so -m finds engine however it was imported
@@ -204,7 +211,7 @@ def _send(out: BinaryIO, kind: int, payload: bytes) -> None:
 
 def run(request: PageRequest, out: BinaryIO) -> None:
     """Read the pages ``request`` names and write them as frames to ``out``."""
-    from engine.store.sqlite.pages import compact_annotations
+    from engine.store.sqlite.pages import compact_annotations, compact_contents
     from engine.store.sqlite.store import StoreReader
 
     encode = msgspec.msgpack.Encoder().encode
@@ -222,6 +229,8 @@ def run(request: PageRequest, out: BinaryIO) -> None:
             )
             for rows, split, annotations in pages:
                 notes = compact_annotations(rows, annotations, position)
+                if request.inline:
+                    rows = compact_contents(rows)
                 _send(out, PAGE, encode((-1 if split is None else index[id(split)], rows, notes)))
     finally:
         reader.close()

@@ -161,10 +161,12 @@ class PageReads(CatalogReads):
             raise InvalidInput(f"invalid occurrence range {start}..{stop}")
         splits = self._export_splits(version_id, split_ids)
         unsplit = _with_unsplit(split_ids, include_unsplit)
+        content = PageContent(content)
+        inline = content is PageContent.BYTES and not self.blobs.packed
         process = PageProcess(
-            self.root, version_id, splits, PageContent(content), unsplit, page_size, start, stop, on_end=on_end
+            self.root, version_id, splits, content, unsplit, page_size, start, stop, inline=inline, on_end=on_end
         )
-        return self._items_of(process.labels, process, PageContent(content), compact=True)
+        return self._items_of(process.labels, process, content, compact=True)
 
     def _items_of(
         self,
@@ -184,6 +186,10 @@ class PageReads(CatalogReads):
             notes_of = annotator.expand if compact else annotator.group
             if content is PageContent.BYTES and self.blobs.packed:
                 yield from self._prefetched(pages, notes_of)
+                return
+            if compact and content is PageContent.BYTES:
+                for rows, split, annotations in pages:
+                    yield self._inline_items(rows, split, notes_of(rows, annotations))
                 return
             for rows, split, annotations in pages:
                 yield self._export_items(rows, split, notes_of(rows, annotations), content)
@@ -323,6 +329,21 @@ class PageReads(CatalogReads):
         ]
 
 
+    def _inline_items(
+        self, rows: list[list], split: DatasetSplit | None, notes: list[list[ExportAnnotation]]
+    ) -> list[ExportItem]:
+        """One page of ExportItems from the page reader's rows of :func:`compact_contents`."""
+        read = self.blobs.content
+        return [
+            ExportItem(
+                r[0], r[1], r[2], r[3], split, a,
+                c if (c := r[6]) is None or type(c) is bytes else read(r[0], *c),
+                r[4], r[5],
+            )
+            for r, a in zip(rows, notes)
+        ]
+
+
 class _Annotator:
     """Resolves a page's annotations to ExportAnnotations, one list per row, labels loaded once per export."""
 
@@ -356,6 +377,28 @@ class _Annotator:
     def _several(self, entries: list) -> list[ExportAnnotation]:
         labels, plain = self._by_position, self._plain
         return [plain[e] if type(e) is int else ExportAnnotation(labels[e[0]], e[1]) for e in entries]
+
+
+def compact_contents(rows: list[tuple]) -> list[tuple]:
+    """A page of content rows (blobs not packed) as the page reader sends them.
+
+    The six item columns, then the content where the row holds it: None for
+    no blob, the bytes of a whole inline blob; any other blob (a file, or
+    inline bytes of the wrong length) keeps its blob columns as a list, which
+    this process resolves as it resolves its own rows (an error included).
+    The 64-character SHA-256 of every inline blob then never crosses the pipe.
+    """
+    out = []
+    for r in rows:
+        sha, size, data, pack = r[6], r[7], r[9], r[10]
+        if sha is None:
+            content = None
+        elif pack is None and data is not None and len(data) == size:
+            content = data
+        else:
+            content = list(r[_FIRST_BLOB_COLUMN:])
+        out.append((r[0], r[1], r[2], r[3], r[4], r[5], content))
+    return out
 
 
 def compact_annotations(rows: list[tuple], annotation_rows: list[tuple[str, str, str]], position: dict[str, int]) -> list:
