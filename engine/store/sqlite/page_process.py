@@ -14,7 +14,7 @@ The pipe carries frames: a kind byte, a 4-byte length, then msgpack
 
 * ``LABELS``: the version's labels, first, read in the reader's snapshot;
 * ``PAGE``: ``[split index (-1: no split), rows, annotations]``, the annotations in
-  the compact form of :func:`~engine.store.sqlite.pages.compact_annotations`;
+  the compact form of :func:`compact_annotations`;
 * ``END``: the reader's peak RSS in KiB (for the benchmark's memory figure);
 * ``ERROR``: ``[error class name, message]`` (NotFound, InvalidInput...).
 
@@ -42,8 +42,9 @@ from engine import errors
 from engine.errors import ContentError
 from engine.model import DatasetSplit, Label
 from engine.store.api import PageContent
+from engine.store.sqlite.pages import _FIRST_BLOB_COLUMN
 
-__all__ = ["PageProcess", "PageRequest", "main"]
+__all__ = ["PageProcess", "PageRequest", "compact_annotations", "compact_contents", "main"]
 
 LABELS, PAGE, END, ERROR = 1, 2, 3, 4
 _HEADER = struct.Struct("<BI")
@@ -62,7 +63,7 @@ class PageRequest(msgspec.Struct, kw_only=True):
     page_size: int
     start: int = 0
     stop: int | None = None
-    #: Rows of content in the form of :func:`~engine.store.sqlite.pages.compact_contents` (blobs not packed).
+    #: Rows of content in the form of :func:`compact_contents` (blobs not packed).
     inline: bool = False
 
 
@@ -70,7 +71,7 @@ class PageProcess:
     """Page rows from a reader process: iterate for ``(rows, split, annotations)``; :meth:`close` stops it.
 
     ``inline``: rows of content come in the form of
-    :func:`~engine.store.sqlite.pages.compact_contents` (for blobs not packed).
+    :func:`compact_contents` (for blobs not packed).
 
     ``on_end`` is called with the reader's peak RSS (KiB) after its last page.
     """
@@ -204,6 +205,54 @@ def _widen(fd: int) -> None:
 # -- the reader process ------------------------------------------------------------
 
 
+def compact_contents(rows: list[tuple]) -> list[tuple]:
+    """A page of content rows (blobs not packed) as the page reader sends them.
+
+    The six item columns, then the content where the row holds it: None for
+    no blob, the bytes of a whole inline blob; any other blob (a file, or
+    inline bytes of the wrong length) keeps its blob columns as a list, which
+    this process resolves as it resolves its own rows (an error included).
+    The 64-character SHA-256 of every inline blob then never crosses the pipe.
+    """
+    out = []
+    for r in rows:
+        sha, size, data, pack = r[6], r[7], r[9], r[10]
+        if sha is None:
+            content = None
+        elif pack is None and data is not None and len(data) == size:
+            content = data
+        else:
+            content = list(r[_FIRST_BLOB_COLUMN:])
+        out.append((r[0], r[1], r[2], r[3], r[4], r[5], content))
+    return out
+
+
+def compact_annotations(rows: list[tuple], annotation_rows: list[tuple[str, str, str]], position: dict[str, int]) -> list:
+    """A page's annotation rows as the page reader sends them: one entry per row, in order.
+
+    ``None`` (no annotation), a label's position (one annotation without
+    coordinates: the common case), or a list of positions and
+    ``[position, coordinates]`` pairs. Small ints and no repeated ids make
+    this a fraction of the rows' cost to encode and decode.
+    """
+    row_of = {r[0]: n for n, r in enumerate(rows)}
+    out: list = [None] * len(rows)
+    for item_id, label_id, coordinates in annotation_rows:
+        n = row_of.get(item_id)
+        if n is None:  # an annotation of an item outside the page: the rows decide what is exported
+            continue
+        entry = position[label_id] if not coordinates else [position[label_id], coordinates]
+        held = out[n]
+        if held is None:
+            out[n] = entry if not coordinates else [entry]
+        elif type(held) is int:
+            out[n] = [held, entry]
+        else:
+            held.append(entry)
+    return out
+
+
+
 def _send(out: BinaryIO, kind: int, payload: bytes) -> None:
     out.write(_HEADER.pack(kind, len(payload)))
     out.write(payload)
@@ -211,7 +260,6 @@ def _send(out: BinaryIO, kind: int, payload: bytes) -> None:
 
 def run(request: PageRequest, out: BinaryIO) -> None:
     """Read the pages ``request`` names and write them as frames to ``out``."""
-    from engine.store.sqlite.pages import compact_annotations, compact_contents
     from engine.store.sqlite.store import StoreReader
 
     encode = msgspec.msgpack.Encoder().encode

@@ -179,7 +179,7 @@ class PageReads(CatalogReads):
         """ExportItems of each page of rows, annotations resolved against ``labels()`` (asked first).
 
         A page's annotations are its annotation rows, or with ``compact`` the
-        page reader's form of them (:func:`compact_annotations`).
+        page reader's form of them (``page_process.compact_annotations``).
         """
         with closing(pages):  # type: ignore[type-var]
             annotator = _Annotator(labels())
@@ -332,7 +332,7 @@ class PageReads(CatalogReads):
     def _inline_items(
         self, rows: list[list], split: DatasetSplit | None, notes: list[list[ExportAnnotation]]
     ) -> list[ExportItem]:
-        """One page of ExportItems from the page reader's rows of :func:`compact_contents`."""
+        """One page of ExportItems from the page reader's rows of ``page_process.compact_contents``."""
         read = self.blobs.content
         return [
             ExportItem(
@@ -367,7 +367,7 @@ class _Annotator:
         return [get(r[0]) or [] for r in rows]
 
     def expand(self, rows: list, compact: list) -> list[list[ExportAnnotation]]:
-        """From :func:`compact_annotations`' form (label positions, not ids: nothing to look up)."""
+        """From the page reader's form (``page_process.compact_annotations``): label positions, nothing to look up."""
         plain = self._plain
         return [
             [] if c is None else [plain[c]] if type(c) is int else self._several(c)
@@ -377,53 +377,6 @@ class _Annotator:
     def _several(self, entries: list) -> list[ExportAnnotation]:
         labels, plain = self._by_position, self._plain
         return [plain[e] if type(e) is int else ExportAnnotation(labels[e[0]], e[1]) for e in entries]
-
-
-def compact_contents(rows: list[tuple]) -> list[tuple]:
-    """A page of content rows (blobs not packed) as the page reader sends them.
-
-    The six item columns, then the content where the row holds it: None for
-    no blob, the bytes of a whole inline blob; any other blob (a file, or
-    inline bytes of the wrong length) keeps its blob columns as a list, which
-    this process resolves as it resolves its own rows (an error included).
-    The 64-character SHA-256 of every inline blob then never crosses the pipe.
-    """
-    out = []
-    for r in rows:
-        sha, size, data, pack = r[6], r[7], r[9], r[10]
-        if sha is None:
-            content = None
-        elif pack is None and data is not None and len(data) == size:
-            content = data
-        else:
-            content = list(r[_FIRST_BLOB_COLUMN:])
-        out.append((r[0], r[1], r[2], r[3], r[4], r[5], content))
-    return out
-
-
-def compact_annotations(rows: list[tuple], annotation_rows: list[tuple[str, str, str]], position: dict[str, int]) -> list:
-    """A page's annotation rows as the page reader sends them: one entry per row, in order.
-
-    ``None`` (no annotation), a label's position (one annotation without
-    coordinates: the common case), or a list of positions and
-    ``[position, coordinates]`` pairs. Small ints and no repeated ids make
-    this a fraction of the rows' cost to encode and decode.
-    """
-    row_of = {r[0]: n for n, r in enumerate(rows)}
-    out: list = [None] * len(rows)
-    for item_id, label_id, coordinates in annotation_rows:
-        n = row_of.get(item_id)
-        if n is None:  # an annotation of an item outside the page: the rows decide what is exported
-            continue
-        entry = position[label_id] if not coordinates else [position[label_id], coordinates]
-        held = out[n]
-        if held is None:
-            out[n] = entry if not coordinates else [entry]
-        elif type(held) is int:
-            out[n] = [held, entry]
-        else:
-            held.append(entry)
-    return out
 
 
 def _with_unsplit(split_ids: list[str] | None, include_unsplit: bool | None) -> bool:
