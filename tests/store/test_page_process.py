@@ -15,7 +15,8 @@ from engine.errors import ContentError, InvalidInput, MissingBlob, NotFound
 from engine.pipeline import ExportOptions, run_export
 from engine.sinks import FileSink
 from engine.sources import PAGE_PROCESS_VARIABLE, StoreSource, page_process_threshold
-from engine.store import NewItem, PageContent, Store, StoreReader
+from engine.store import INLINE_LIMIT, NewItem, PageContent, Store, StoreReader
+from engine.store.sqlite.page_process import FRAME_BYTES
 from formats import FORMATS
 
 READER_MODULE = "engine.store.sqlite.page_process"
@@ -244,5 +245,27 @@ def test_a_corrupt_inline_blob_is_the_same_error_through_the_reader_process(stor
             errors.append(str(caught.value))
         assert errors[0] == errors[1]
         assert "is corrupt (10 bytes inline, expected 102)" in errors[0]
+    finally:
+        reader.close()
+
+
+def test_pages_join_into_frames_of_bounded_bytes(store):
+    """Small pages join into frames of one split; a frame holds at most FRAME_BYTES of content."""
+    version = store.create_dataset("heavy", "images", default_splits=True).versions[0]
+    train, valid = (store.resolve_split(version.id, name).id for name in ("train", "valid"))
+    size = INLINE_LIMIT - 1
+    count = FRAME_BYTES // size + 40  # more than a frame holds
+    store.add_items(version.id, [
+        *(NewItem(name=f"t{n}", extension="bin", split_ids=[train], data=os.urandom(size)) for n in range(count)),
+        NewItem(name="v", extension="bin", split_ids=[valid], data=b"v"),
+    ])
+    reader = store.reader()
+    try:
+        pages = list(reader.iter_pages_in_process(version.id, content=PageContent.BYTES, page_size=16))
+        assert [len({i.split.id for i in page}) for page in pages] == [1] * len(pages)
+        assert [page[0].split.id for page in pages] == [train] * (len(pages) - 1) + [valid]
+        assert len(pages) >= 3
+        assert max(sum(len(i.content) for i in page) for page in pages) <= FRAME_BYTES
+        assert _comparable(pages) == _comparable(reader.iter_pages(version.id, content=PageContent.BYTES))
     finally:
         reader.close()

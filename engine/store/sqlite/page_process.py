@@ -50,6 +50,9 @@ LABELS, PAGE, END, ERROR = 1, 2, 3, 4
 _HEADER = struct.Struct("<BI")
 #: Pipe buffer asked for: a page of 1 KiB items is ~0.6 MB, written in one go.
 _PIPE_BYTES = 1 << 20
+#: Content bytes a frame holds at most (several small pages join; a page of large inline
+#: blobs goes alone).
+FRAME_BYTES = 8 << 20
 
 
 class PageRequest(msgspec.Struct, kw_only=True):
@@ -65,6 +68,8 @@ class PageRequest(msgspec.Struct, kw_only=True):
     stop: int | None = None
     #: Rows of content in the form of :func:`compact_contents` (blobs not packed).
     inline: bool = False
+    #: Rows a frame may hold (several of SQLite's pages of ``page_size`` rows).
+    frame_rows: int = 2048
 
 
 class PageProcess:
@@ -227,6 +232,10 @@ def compact_contents(rows: list[tuple]) -> list[tuple]:
     return out
 
 
+#: Columns of a :func:`compact_contents` row: the six item columns, then the content.
+_COMPACT_COLUMNS = 7
+
+
 def compact_annotations(rows: list[tuple], annotation_rows: list[tuple[str, str, str]], position: dict[str, int]) -> list:
     """A page's annotation rows as the page reader sends them: one entry per row, in order.
 
@@ -258,6 +267,51 @@ def _send(out: BinaryIO, kind: int, payload: bytes) -> None:
     out.write(payload)
 
 
+def _inline_bytes(rows: list) -> int:
+    """The content bytes in a page of rows: only :func:`compact_contents` rows hold any."""
+    if not rows or len(rows[0]) != _COMPACT_COLUMNS:
+        return 0
+    return sum(len(c) for r in rows if type(c := r[_COMPACT_COLUMNS - 1]) is bytes)
+
+
+class _Frame:
+    """Consecutive pages of one split joined into one frame, up to ``max_rows`` rows and FRAME_BYTES of content.
+
+    Why: each frame is a page on the other side, and each page costs that
+    process two thread hand-offs (reading it, writing its batch); SQLite's
+    pages stay small so this process never holds more than one frame.
+    """
+
+    def __init__(self, max_rows: int) -> None:
+        self._max_rows = max_rows
+        self.rows: list = []
+        self._notes: list = []
+        self._where = -1
+        self._bytes = 0
+
+    def takes(self, where: int, rows: list) -> bool:
+        """Whether ``rows`` of split ``where`` still fit (an empty frame takes anything)."""
+        if not self.rows:
+            return True
+        return (
+            where == self._where
+            and len(self.rows) + len(rows) <= self._max_rows
+            and self._bytes + _inline_bytes(rows) <= FRAME_BYTES
+        )
+
+    def add(self, where: int, rows: list, notes: list) -> None:
+        self._where = where
+        self.rows += rows
+        self._notes += notes
+        self._bytes += _inline_bytes(rows)
+
+    def flush(self) -> tuple[int, list, list]:
+        """The frame's payload (split position, rows, annotations); the frame is empty again."""
+        payload = (self._where, self.rows, self._notes)
+        self.rows, self._notes, self._bytes = [], [], 0
+        return payload
+
+
 def run(request: PageRequest, out: BinaryIO) -> None:
     """Read the pages ``request`` names and write them as frames to ``out``."""
     from engine.store.sqlite.store import StoreReader
@@ -275,11 +329,17 @@ def run(request: PageRequest, out: BinaryIO) -> None:
                 request.version_id, splits, PageContent(request.content), request.include_unsplit,
                 request.page_size, request.start, request.stop,
             )
+            frame = _Frame(request.frame_rows)
             for rows, split, annotations in pages:
                 notes = compact_annotations(rows, annotations, position)
                 if request.inline:
                     rows = compact_contents(rows)
-                _send(out, PAGE, encode((-1 if split is None else index[id(split)], rows, notes)))
+                where = -1 if split is None else index[id(split)]
+                if not frame.takes(where, rows):
+                    _send(out, PAGE, encode(frame.flush()))
+                frame.add(where, rows, notes)
+            if frame.rows:
+                _send(out, PAGE, encode(frame.flush()))
     finally:
         reader.close()
     _send(out, END, encode(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
