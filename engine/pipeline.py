@@ -242,12 +242,24 @@ class ExportJob:
         self.skipped.extend(item.id for item in missing[:room])
 
     def write_batch(self, batch: list[ExportItem]) -> None:
-        """Runs in a worker thread: format the batch and write its entries."""
-        write = self.writer.write
-        entries = self.format.entries
-        for item in batch:
-            for path, data in entries(item):
-                write(path, data)
+        """Runs in a worker thread: format the batch and write its entries.
+
+        A format that formats a batch at once (``entries_many``) and a writer
+        that writes one (``write_many``) are called once per batch, not once
+        per item and entry.
+        """
+        write_many = getattr(self.writer, "write_many", None)
+        entries_many = getattr(self.format, "entries_many", None)
+        if write_many is None:
+            write = self.writer.write
+            for item in batch:
+                for path, data in self.format.entries(item):
+                    write(path, data)
+        elif entries_many is not None:
+            write_many(entries_many(batch))
+        else:
+            entries = self.format.entries
+            write_many(entry for item in batch for entry in entries(item))
         self.items_done += len(batch)
         if self.progress is not None:
             self.progress(self.items_done, self.writer.bytes_written)
