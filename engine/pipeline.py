@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from operator import attrgetter
 from contextlib import aclosing
 from typing import Any, Protocol
 
@@ -406,6 +407,10 @@ async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[E
                     return  # the writer has stopped; its own exception says why
 
 
+_content_of = attrgetter("content")
+_IN_HAND = frozenset({bytes, type(None)})
+
+
 def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[ExportItem]]:
     """Cut a page so no batch holds more than BATCH_BYTES of content.
 
@@ -414,6 +419,10 @@ def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[
     the next batch's files overlaps with copying this one's (big blobs) while
     a page of images is still one batch (fewer hand-offs).
     """
+    if len(page) <= BATCH_ITEMS:  # a page of small items in hand (or none) is one batch: no Python per item
+        contents = list(map(_content_of, page))
+        if set(map(type, contents)) <= _IN_HAND and sum(map(len, filter(None, contents))) <= BATCH_BYTES:
+            return [list(page)] if page else []
     batches: list[list[ExportItem]] = []
     current: list[ExportItem] = []
     held = checked = 0

@@ -43,6 +43,9 @@ _RESERVED_PREFIXES = frozenset(name[:3] for name in _WINDOWS_RESERVED)
 # clipping. Matching this first keeps the common case at one regex call.
 _PLAIN = re.compile(r"[\w\-+=,;@#$%&'()\[\]{}!~^`][\w\-+=,;@#$%&'()\[\]{}!~^`. ]{0,48}(?<![. ])", re.ASCII)
 
+# _PLAIN, and not starting like a Windows device name: a name safe_component returns unchanged.
+_PLAIN_NAME = re.compile(r"(?!(?i:CON|PRN|AUX|NUL|COM|LPT))" + _PLAIN.pattern, re.ASCII)
+
 
 def safe_component(text: str, fallback: str = "_") -> str:
     """Make ``text`` one safe path component (see the module docstring)."""
@@ -96,8 +99,11 @@ def file_name(name: str, item_id: str, extension: str) -> str:
     in ``.<extension>`` (an original file name such as ``cat1.jpg``) does not
     get the extension twice; no extension means no dot.
     """
-    base = safe_component(name or item_id, fallback="") or safe_component(item_id)
-    ext, suffix = _extension(extension)
+    if _PLAIN_NAME.fullmatch(name):  # most names: safe as they are (safe_component's first test, in one call)
+        base = name
+    else:
+        base = safe_component(name or item_id, fallback="") or safe_component(item_id)
+    ext, suffix = _extensions.get(extension) or _extension(extension)
     if not ext or base[-len(suffix) :].lower() == suffix:
         return base
     if len(base) + len(suffix) <= _MAX_COMPONENT_BYTES // 4:
