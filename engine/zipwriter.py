@@ -285,9 +285,8 @@ class ZipWriter(zipstream.ZipStream):
                 pos += length
                 held += length
                 if held >= limit:
-                    self._pos, self._held = pos, held
+                    self._pos, held = pos, 0
                     self.flush()
-                    held = 0
         finally:
             self._pos, self._held = pos, held
             self._end_run(records, count)
