@@ -206,12 +206,10 @@ class SpillingClaims:
                 if len(memory) > self._limit:
                     self._spill()
                 return len(keys)
-            for done, key in enumerate(keys):
-                if not self.claim(key):
-                    return done
-            return len(keys)
-        if not keys:
-            return 0
+            return self._claim_each(keys)
+        payload = json_encode(keys)
+        if not keys or b"\\u0000" in payload:  # SQLite's JSON cuts a text at NUL: claim such keys one by one
+            return self._claim_each(keys)
         self._flush()
         self._bits_complete = False
         self._run += 1
@@ -219,21 +217,28 @@ class SpillingClaims:
         assert db is not None
         try:
             before = db.total_changes
-            db.execute(self._INSERT_RUN, (self._run, json_encode(keys)))
+            db.execute(self._INSERT_RUN, (self._run, payload))
             if db.total_changes - before == len(keys):
                 return len(keys)
-            return self._undo_after_first_taken(keys)
+            return self._undo_after_first_taken(keys, payload)
         except sqlite3.Error as exc:
             raise self._failed(exc) from None
 
-    def _undo_after_first_taken(self, keys: list[str]) -> int:
+    def _claim_each(self, keys: list[str]) -> int:
+        """:meth:`claim_many` one key at a time."""
+        for done, key in enumerate(keys):
+            if not self.claim(key):
+                return done
+        return len(keys)
+
+    def _undo_after_first_taken(self, keys: list[str], payload: bytes) -> int:
         """A run met a taken key (or a repeat): keep the claims before it, remove those after."""
         assert self._db is not None
         found = {
             key
             for (key,) in self._db.execute(
                 "SELECT key FROM taken WHERE run != ? AND key IN (SELECT value FROM json_each(?))",
-                (self._run, json_encode(keys)),
+                (self._run, payload),
             )
         }
         seen: set[str] = set()

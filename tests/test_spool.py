@@ -117,7 +117,7 @@ def test_claim_many_is_exact_before_and_after_spilling_with_many_collisions():
 def test_claim_many_keeps_values_and_unusual_keys():
     claims = SpillingClaims(memory_limit=2)
     claims.claim("item:1", "a.jpg")
-    odd = ['quote"and\\backslash', "ünïcode 名前", "tab\tnewline\n", "emoji 😀", ""]
+    odd = ['quote"and\\backslash', "ünïcode 名前", "tab\tnewline\n", "emoji 😀", "", "nul\x00a", "nul\x00b", "nul"]
     assert claims.claim_many([f"k{i}" for i in range(10)]) == 10
     assert claims._db is not None
     assert claims.claim_many(odd) == len(odd)
@@ -125,4 +125,5 @@ def test_claim_many_keeps_values_and_unusual_keys():
     assert not any(claims.claim(key) for key in odd)
     assert claims.value("item:1") == "a.jpg"
     assert claims.claim_many(["new", "new"]) == 1  # a repeat inside one run is taken by the first
+    assert claims.claim_many(["nul\x00c", "nul\x00a"]) == 1  # a NUL does not end a key
     claims.close()
