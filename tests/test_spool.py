@@ -127,3 +127,13 @@ def test_claim_many_keeps_values_and_unusual_keys():
     assert claims.claim_many(["new", "new"]) == 1  # a repeat inside one run is taken by the first
     assert claims.claim_many(["nul\x00c", "nul\x00a"]) == 1  # a NUL does not end a key
     claims.close()
+
+
+def test_claim_many_on_a_full_temporary_folder_is_a_message(tmp_path):
+    with full_disk(tmp_path / "tmp", room=8 << 10, needs_tmpfs=True) as disk:
+        claims = SpillingClaims(memory_limit=10, directory=str(disk.folder))
+        with pytest.raises(OutputError, match=f"no space left .* in {disk.folder}"):
+            for start in range(0, 200_000, 512):
+                claims.claim_many([f"train/a-rather-long-file-name-{i:08d}.jpg" for i in range(start, start + 512)])
+        claims.close()
+        assert [p.name for p in disk.folder.iterdir() if p.name != ".filler"] == []
