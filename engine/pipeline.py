@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from operator import attrgetter
 from contextlib import aclosing
+from operator import attrgetter
 from typing import Any, Protocol
 
 import anyio

@@ -262,8 +262,9 @@ def test_zip64_export_of_more_than_65535_entries(tmp_path: Path):
 
 
 def test_batches_of_small_items_in_hand_are_the_page_or_cut_at_the_limits(monkeypatch):
-    from engine import pipeline
     from formats_support import item
+
+    from engine import pipeline
 
     page = [item(str(i), content=b"x" * 10 if i % 3 else None) for i in range(50)]
     (batch,) = pipeline._batches(page)
