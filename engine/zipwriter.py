@@ -21,7 +21,8 @@ it does not offer:
 3. **A fast path.** For stored entries whose bytes are in hand, the local
    header, data descriptor and central-directory record are packed directly
    with ``struct``: the same bytes ZipStream would produce (a test asserts
-   byte identity), at a fraction of the per-entry cost. Every other entry
+   byte identity), at a fraction of the per-entry cost; :meth:`ZipWriter.write_many`
+   packs a whole batch of them in one loop. Every other entry
    (a streamed Blob, compression) goes through ZipStream's own
    ``ZipStreamInfo._file_data``.
 4. **Bytes the kernel copies.** A blob file checked by ``engine/regions.py``

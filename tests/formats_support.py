@@ -178,8 +178,8 @@ def render_entries(format_cls: type[Format], ctx: ExportContext, items: Iterable
 def _rendered_in_batches(format_cls: type[Format], ctx: ExportContext, items: list[ExportItem]) -> list[tuple]:
     """The entries of ``items`` by ``entries_many`` in batches of 2, on fresh name claims."""
     fmt = format_cls(msgspec.structs.replace(ctx, names=InMemoryClaims()))  # type: ignore[attr-defined]
-    out = [tuple(entry) for start in range(0, len(items), 2) for entry in fmt.entries_many(items[start : start + 2])]
-    return out + [tuple(entry) for entry in fmt.finish()]
+    runs = [fmt.entries_many(items[start : start + 2]) for start in range(0, len(items), 2)]
+    return [tuple(entry) for run in [*runs, fmt.finish()] for entry in run]
 
 
 def render(format_cls: type[Format], ctx: ExportContext, items: Iterable[ExportItem]) -> dict[str, bytes]:

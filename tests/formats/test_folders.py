@@ -223,11 +223,11 @@ def _colliding_items(count: int) -> list:
     names = ["cat", "CAT", "cat~b3", "Cat~B3", "dog", "cat~b3~2", "x"]
     items = []
     for n in range(count):
-        annotations = [[], [ann(CATS)], [ann(DOGS)], [ann(DOGS), ann(CATS)], [ann(dogs_only)]][n % 5 if n > 40 else n % 3]
+        choices = [[], [ann(CATS)], [ann(DOGS)], [ann(DOGS), ann(CATS)], [ann(dogs_only)]]
+        annotations = choices[n % 5 if n > 40 else n % 3]
         split_of = [TRAIN, VALID, None][n % 3]
-        items.append(
-            item(f"b{n % 7}", names[n % len(names)], "jpg", split=split_of, annotations=annotations, content=b"%d" % n)
-        )
+        name = names[n % len(names)]
+        items.append(item(f"b{n % 7}", name, "jpg", split=split_of, annotations=annotations, content=b"%d" % n))
     return items
 
 
@@ -244,7 +244,8 @@ def test_entries_many_names_like_entries_with_many_collisions_after_spilling():
         ctx = images_ctx(multi_label=True)
         claims = ctx.names = SpillingClaims(memory_limit=5)
         fmt = FoldersFormat(ctx)
-        got = [tuple(entry) for start in range(0, len(items), batch) for entry in fmt.entries_many(items[start : start + batch])]
+        runs = [fmt.entries_many(items[start : start + batch]) for start in range(0, len(items), batch)]
+        got = [tuple(entry) for run in runs for entry in run]
         assert claims._db is not None, "should have spilled"
         claims.close()
         assert got == expected, f"batches of {batch}"
