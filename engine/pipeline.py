@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import aclosing
+from operator import attrgetter
 from typing import Any, Protocol
 
 import anyio
@@ -242,12 +243,24 @@ class ExportJob:
         self.skipped.extend(item.id for item in missing[:room])
 
     def write_batch(self, batch: list[ExportItem]) -> None:
-        """Runs in a worker thread: format the batch and write its entries."""
-        write = self.writer.write
-        entries = self.format.entries
-        for item in batch:
-            for path, data in entries(item):
-                write(path, data)
+        """Runs in a worker thread: format the batch and write its entries.
+
+        A format that formats a batch at once (``entries_many``) and a writer
+        that writes one (``write_many``) are called once per batch, not once
+        per item and entry.
+        """
+        write_many = getattr(self.writer, "write_many", None)
+        entries_many = getattr(self.format, "entries_many", None)
+        if write_many is None:
+            write = self.writer.write
+            for item in batch:
+                for path, data in self.format.entries(item):
+                    write(path, data)
+        elif entries_many is not None:
+            write_many(entries_many(batch))
+        else:
+            entries = self.format.entries
+            write_many(entry for item in batch for entry in entries(item))
         self.items_done += len(batch)
         if self.progress is not None:
             self.progress(self.items_done, self.writer.bytes_written)
@@ -394,6 +407,10 @@ async def _produce(source: Source, job: ExportJob, send: ObjectSendStream[list[E
                     return  # the writer has stopped; its own exception says why
 
 
+_content_of = attrgetter("content")
+_IN_HAND = frozenset({bytes, type(None)})
+
+
 def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[ExportItem]]:
     """Cut a page so no batch holds more than BATCH_BYTES of content.
 
@@ -402,6 +419,10 @@ def _batches(page: list[ExportItem], job: ExportJob | None = None) -> list[list[
     the next batch's files overlaps with copying this one's (big blobs) while
     a page of images is still one batch (fewer hand-offs).
     """
+    if len(page) <= BATCH_ITEMS:  # a page of small items in hand (or none) is one batch: no Python per item
+        contents = list(map(_content_of, page))
+        if set(map(type, contents)) <= _IN_HAND and sum(map(len, filter(None, contents))) <= BATCH_BYTES:
+            return [list(page)] if page else []
     batches: list[list[ExportItem]] = []
     current: list[ExportItem] = []
     held = checked = 0

@@ -6,8 +6,12 @@ plus two services, ``names`` for unique archive paths and ``spool`` for data
 gathered across items, created in ``__init__``), then calls :meth:`Format.entries` once per item
 occurrence, in the source's stable order (split, then item id), and
 :meth:`Format.finish` once at the end. Each call returns the ZIP entries to
-write, in order. :meth:`Format.read` is the other direction: an archive of
-the layout read back into a plan (see :mod:`formats.reading`).
+write, in order. A format may also offer ``entries_many(items)``, the
+entries of a batch of items as ``entries`` of each in turn would give them
+(``(path, data)`` pairs); the engine then calls that once per batch, which
+saves the per-item calls of exports of millions of small items (FOLDERS).
+:meth:`Format.read` is the other direction: an archive of the layout read
+back into a plan (see :mod:`formats.reading`).
 
 An item that belongs to two splits occurs twice, once per split, each time
 with that split's annotations; an item in no split occurs once with

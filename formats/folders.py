@@ -160,6 +160,52 @@ class FoldersFormat:
         ordered = sorted(labels.values(), key=lambda lb: rank.get(lb.id, len(rank)))
         return [Entry(unique(self._label_dir(dirs, label) + name, item.id), data) for label in ordered]
 
+    def entries_many(self, items: list[ExportItem]) -> list[tuple[str, Content]]:
+        """The entries of ``items``, as :meth:`entries` of each in turn would give them.
+
+        Items of one label or none (nearly all) have their paths claimed in
+        runs (:meth:`UniquePaths.unique_many`); an item of several labels, or
+        one whose folder is not claimed yet, goes through :meth:`entries` once
+        the run before it is claimed, so every claim keeps its order.
+        """
+        result: list[tuple[str, Content]] = []
+        paths: list[str] = []
+        contents: list[Content] = []
+        ids: list[str] = []
+        root, splits, text = self._root, self._splits, self._text
+        for item in items:
+            split, annotations = item.split, item.annotations
+            dirs = root if split is None else splits.get(split.id)
+            folder = None
+            if dirs is not None:
+                if not annotations:
+                    folder = dirs.prefix
+                elif len(annotations) == 1:
+                    folder = dirs.labels.get(annotations[0].label.id)
+            if folder is None:  # several labels, or a folder to claim first
+                self._claim_run(paths, contents, ids, result)
+                result += self.entries(item)
+                continue
+            if text:
+                paths.append(folder + file_name(item.name, item.id, "txt"))
+                contents.append(item.text.encode("utf-8"))
+            else:
+                paths.append(folder + file_name(item.name, item.id, item.extension))
+                contents.append(b"" if item.content is None else item.content)
+            ids.append(item.id)
+        self._claim_run(paths, contents, ids, result)
+        return result
+
+    def _claim_run(
+        self, paths: list[str], contents: list[Content], ids: list[str], result: list[tuple[str, Content]]
+    ) -> None:
+        """Claim the gathered ``paths`` and move them with their ``contents`` to ``result``."""
+        if paths:
+            result += zip(self._paths.unique_many(paths, ids), contents, strict=True)
+            paths.clear()
+            contents.clear()
+            ids.clear()
+
     def finish(self) -> list[Entry]:
         return []
 

@@ -43,6 +43,9 @@ _RESERVED_PREFIXES = frozenset(name[:3] for name in _WINDOWS_RESERVED)
 # clipping. Matching this first keeps the common case at one regex call.
 _PLAIN = re.compile(r"[\w\-+=,;@#$%&'()\[\]{}!~^`][\w\-+=,;@#$%&'()\[\]{}!~^`. ]{0,48}(?<![. ])", re.ASCII)
 
+# _PLAIN, and not starting like a Windows device name: a name safe_component returns unchanged.
+_PLAIN_NAME = re.compile(r"(?!(?i:CON|PRN|AUX|NUL|COM|LPT))" + _PLAIN.pattern, re.ASCII)
+
 
 def safe_component(text: str, fallback: str = "_") -> str:
     """Make ``text`` one safe path component (see the module docstring)."""
@@ -96,8 +99,11 @@ def file_name(name: str, item_id: str, extension: str) -> str:
     in ``.<extension>`` (an original file name such as ``cat1.jpg``) does not
     get the extension twice; no extension means no dot.
     """
-    base = safe_component(name or item_id, fallback="") or safe_component(item_id)
-    ext, suffix = _extension(extension)
+    if _PLAIN_NAME.fullmatch(name):  # most names: safe as they are (safe_component's first test, in one call)
+        base = name
+    else:
+        base = safe_component(name or item_id, fallback="") or safe_component(item_id)
+    ext, suffix = _extensions.get(extension) or _extension(extension)
     if not ext or base[-len(suffix) :].lower() == suffix:
         return base
     if len(base) + len(suffix) <= _MAX_COMPONENT_BYTES // 4:
@@ -134,6 +140,13 @@ class InMemoryClaims:
         self._taken[key] = value
         return True
 
+    def claim_many(self, keys: list[str]) -> int:
+        """Claim ``keys`` in order up to the first taken one; how many were claimed."""
+        for done, key in enumerate(keys):
+            if not self.claim(key):
+                return done
+        return len(keys)
+
     def value(self, key: str) -> str | None:
         return self._taken.get(key)
 
@@ -143,11 +156,38 @@ class UniquePaths:
 
     def __init__(self, claims: NameClaims) -> None:
         self._claims = claims
+        # Claims that take a run of keys in one call (engine.spool.SpillingClaims) make unique_many cheap.
+        self._claim_many = getattr(claims, "claim_many", None)
 
     def unique(self, path: str, item_id: str) -> str:
         """``path`` if free, else ``stem~<item_id>.ext`` (then ``~2``, ...)."""
         if self._claims.claim(path.casefold()):
             return path
+        return self._renamed(path, item_id)
+
+    def unique_many(self, paths: list[str], item_ids: list[str]) -> list[str]:
+        """``[unique(p, i) for p, i in zip(paths, item_ids)]``, with the claims made in runs.
+
+        The same claims in the same order, so the same names: a run stops at
+        its first taken path, which is renamed before the next run starts.
+        """
+        claim_many = self._claim_many
+        if claim_many is None:
+            return [self.unique(path, item_id) for path, item_id in zip(paths, item_ids, strict=True)]
+        keys = [path.casefold() for path in paths]
+        done = claim_many(keys)
+        if done == len(paths):
+            return paths
+        result = paths[:done]
+        while done < len(paths):
+            result.append(self._renamed(paths[done], item_ids[done]))
+            start = done + 1
+            done = start + claim_many(keys[start:])
+            result += paths[start:done]
+        return result
+
+    def _renamed(self, path: str, item_id: str) -> str:
+        """The first free ``stem~<item_id>[~n].ext`` for a taken ``path``, claimed."""
         folder, slash, name = path.rpartition("/")
         tag = safe_component(item_id)
         counter = 1

@@ -259,3 +259,21 @@ def test_zip64_export_of_more_than_65535_entries(tmp_path: Path):
     assert len(entries) == count
     assert entries["train/img65999.png"] == (65999).to_bytes(4, "big")
     assert zlib.crc32(entries["train/img7.png"]) == zlib.crc32((7).to_bytes(4, "big"))
+
+
+def test_batches_of_small_items_in_hand_are_the_page_or_cut_at_the_limits(monkeypatch):
+    from formats_support import item
+
+    from engine import pipeline
+
+    page = [item(str(i), content=b"x" * 10 if i % 3 else None) for i in range(50)]
+    (batch,) = pipeline._batches(page)
+    assert batch == page and batch is not page
+    assert pipeline._batches([]) == []
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 95)  # ten items of 10 bytes do not fit, nine do
+    cut = pipeline._batches(page)
+    assert [it for b in cut for it in b] == page
+    assert all(sum(len(it.content or b"") for it in b) <= 95 for b in cut) and len(cut) > 1
+    monkeypatch.setattr(pipeline, "BATCH_BYTES", 1 << 20)
+    monkeypatch.setattr(pipeline, "BATCH_ITEMS", 16)
+    assert [len(b) for b in pipeline._batches(page)] == [16, 16, 16, 2]

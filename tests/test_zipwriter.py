@@ -167,3 +167,30 @@ def test_big_chunks_pass_through_uncopied_and_in_order():
     writer.close()
     assert sum(len(p) == 512 << 10 for p in pieces) == 2  # handed on as they came
     assert b"".join(pieces) == plain_zipstream(entries)
+
+
+@pytest.mark.parametrize("compression", ["store", "deflate"])
+def test_write_many_is_byte_identical_to_write(compression: str):
+    """Runs of small bytes entries, blobs and unicode names, with flushes inside a run."""
+    from engine.zipwriter import COMPRESSION
+
+    entries = [*ENTRIES, *((f"many/{i}/é{i}.bin", bytes([i % 251]) * (i % 97)) for i in range(300)), *ENTRIES[::-1]]
+    entries = [(f"{i}-{path}", data) for i, (path, data) in enumerate(entries)]
+    expected = write(entries, compress_type=COMPRESSION[compression])
+    out = bytearray()
+    writer = ZipWriter(out.extend, buffer_size=4096, compress_type=COMPRESSION[compression])
+    for start in range(0, len(entries), 37):
+        writer.write_many(iter(entries[start : start + 37]))
+    assert writer.entries_written == len(entries)
+    assert writer.close() == len(out)
+    assert bytes(out) == expected
+    with zipfile.ZipFile(io.BytesIO(bytes(out))) as archive:
+        assert archive.testzip() is None
+        assert len(archive.namelist()) == len(entries)
+
+
+def test_write_many_refuses_an_unsafe_path_in_a_run():
+    writer = ZipWriter(bytearray().extend)
+    with pytest.raises(InvalidInput, match="unsafe"):
+        writer.write_many([("ok.txt", b"1"), ("../evil", b"2")])
+    writer.discard()

@@ -215,3 +215,37 @@ def test_entries_are_entry_tuples():
     (entry,) = fmt.entries(item("1", "a", "png", split=TRAIN, content=b"1"))
     assert isinstance(entry, Entry)
     assert fmt.finish() == []
+
+
+def _colliding_items(count: int) -> list:
+    """Items whose names collide often: repeats, case-only differences, names equal to a rename."""
+    dogs_only = label("only-here", id="late")  # not in the context: claimed on first sight
+    names = ["cat", "CAT", "cat~b3", "Cat~B3", "dog", "cat~b3~2", "x"]
+    items = []
+    for n in range(count):
+        choices = [[], [ann(CATS)], [ann(DOGS)], [ann(DOGS), ann(CATS)], [ann(dogs_only)]]
+        annotations = choices[n % 5 if n > 40 else n % 3]
+        split_of = [TRAIN, VALID, None][n % 3]
+        name = names[n % len(names)]
+        items.append(item(f"b{n % 7}", name, "jpg", split=split_of, annotations=annotations, content=b"%d" % n))
+    return items
+
+
+def test_entries_many_names_like_entries_with_many_collisions_after_spilling():
+    """Runs of claims through a spilled SQLite table name every file as one claim at a time does."""
+    from engine.spool import SpillingClaims
+
+    items = _colliding_items(400)
+    one_by_one = FoldersFormat(images_ctx(multi_label=True))
+    expected = [tuple(entry) for it in items for entry in one_by_one.entries(it)]
+    assert len({path.casefold() for path, _ in expected}) == len(expected)
+    assert any("~" in path for path, _ in expected), "the names should collide"
+    for batch in (1, 7, 64, 400):
+        ctx = images_ctx(multi_label=True)
+        claims = ctx.names = SpillingClaims(memory_limit=5)
+        fmt = FoldersFormat(ctx)
+        runs = [fmt.entries_many(items[start : start + batch]) for start in range(0, len(items), batch)]
+        got = [tuple(entry) for run in runs for entry in run]
+        assert claims._db is not None, "should have spilled"
+        claims.close()
+        assert got == expected, f"batches of {batch}"

@@ -58,3 +58,22 @@ def test_claims_remember_values():
     assert claims.claim("k", "train/a.jpg")
     assert not claims.claim("k", "other")
     assert claims.value("k") == "train/a.jpg"
+
+
+@pytest.mark.parametrize(
+    ("name", "extension", "expected"),
+    [
+        ("con", "jpg", "_con.jpg"),
+        ("Nul", "", "_Nul"),
+        ("lpt1", "txt", "_lpt1.txt"),
+        ("console", "jpg", "console.jpg"),
+        ("com10", "png", "com10.png"),
+        ("auxiliary.jpg", "jpg", "auxiliary.jpg"),
+        ("img0000001", "jpg", "img0000001.jpg"),
+        ("a" * 49, "jpg", "a" * 49 + ".jpg"),
+        ("a" * 60, "jpg", "a" * 60 + ".jpg"),
+        (" x.", "jpg", "x.jpg"),
+    ],
+)
+def test_file_name_of_plain_and_device_like_names(name: str, extension: str, expected: str):
+    assert file_name(name, "id1", extension) == expected
