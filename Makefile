@@ -64,8 +64,8 @@ clean:
 
 .PHONY: bench bench-full
 
-## bench: the quick benchmark (under 10 minutes): bench/results/latest.md, JSON and plots
-bench: install
+## bench: the quick benchmark: bench/results/latest.md, JSON and plots (Datumaro runs in its own interpreter)
+bench: install $(READERS)/datumaro/bin/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench --quick
 

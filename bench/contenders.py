@@ -69,13 +69,19 @@ SHELL_CONTENDERS = ("zip-cli", "cat", "cat-file")
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _datumaro_python() -> str:
+    """The interpreter ``make`` builds for Datumaro (``.venv-readers/datumaro``), else this one."""
+    built = REPO / ".venv-readers" / "datumaro" / "bin" / "python"
+    return str(built) if built.exists() else sys.executable
+
+
 def command(name: str, dataset: Dataset, out: Path) -> tuple[list[str], Path]:
     """The argv and working folder that run contender ``name`` into ``out``."""
     root = Path(dataset.root)
     if name in PYTHON_CONTENDERS:
         return [sys.executable, "-m", "bench.contenders", name, str(root), str(out)], REPO
     if name == "datumaro-coco":  # Datumaro and the standard library only, possibly on an interpreter of its own
-        python = os.environ.get("DSEXPORT_BENCH_DATUMARO_PYTHON") or sys.executable
+        python = os.environ.get("DSEXPORT_BENCH_DATUMARO_PYTHON") or _datumaro_python()
         return [python, "-m", "bench.datumaro_contender", str(root), str(out)], REPO
     if name == "zip-cli":  # $0 is the archive
         return ["sh", "-c", 'zip -0 -r -q "$0" . && sync "$0"', str(out / ARCHIVE)], dataset.tree
