@@ -151,7 +151,7 @@ def _ray_s3(dataset: Dataset, out: Path) -> dict:
     key = f"out/{_key(dataset)}-{os.getpid()}.zip"
     try:
         result = run_scaleout(
-            functools.partial(StoreSource, dataset.store), dataset.dataset_id, dataset.version_id,
+            functools.partial(StoreSource, dataset.store, page_process=False), dataset.dataset_id, dataset.version_id,
             f"s3://{BUCKET}/{key}", ExportOptions(format=dataset.format), shards=2, parts_dir=f"s3://{BUCKET}/parts",
         )  # fmt: skip
     finally:

@@ -43,7 +43,7 @@ def _ray_export(dataset: Dataset, out: Path, *, shards: int) -> dict:
     ray_started = time.perf_counter()
     try:
         result = run_scaleout(
-            functools.partial(StoreSource, dataset.store),
+            functools.partial(StoreSource, dataset.store, page_process=False),
             dataset.dataset_id,
             dataset.version_id,
             str(out / ARCHIVE),

@@ -227,8 +227,10 @@ class StoreSource:
     Store reads run in worker threads, one at a time per export, so the
     event loop stays free for the fetch window and the sink; an export of
     ``page_process_from`` occurrences or more runs its page queries in a
-    page reader process instead, where the store offers one (SQLite). The
-    reader is opened on first use and closed by :meth:`aclose`.
+    page reader process instead, where the store offers one (SQLite), unless
+    ``page_process`` is False (a ``--ray`` shard: the cluster's CPUs already
+    run a shard each). The reader is opened on first use and closed by
+    :meth:`aclose`.
     """
 
     def __init__(
@@ -238,10 +240,12 @@ class StoreSource:
         page_size: int = 512,
         cpu: CpuTurns | None = None,
         page_process_from: int | None = None,
+        page_process: bool = True,
     ) -> None:
         self._address = StoreAddress.of(address)
         self._page_size = page_size
         self._page_process_from = page_process_from if page_process_from is not None else page_process_threshold()
+        self._page_process = page_process
         #: The page reader process's peak RSS in KiB, once one has read every page (None: none ran).
         self.page_reader_peak_rss_kib: int | None = None
         self._store: MetadataReader | None = None
@@ -265,7 +269,7 @@ class StoreSource:
         count = (plan.total if stop is None else min(stop, plan.total)) - start
         pages = store_pages(
             store, plan, _page_content(with_content), page_size=self._page_size, cpu=self._cpu, start=start, stop=stop,
-            in_process=count >= self._page_process_from, on_reader_end=self._reader_ended,
+            in_process=self._page_process and count >= self._page_process_from, on_reader_end=self._reader_ended,
         )
         async with aclosing(pages):
             async for page in pages:

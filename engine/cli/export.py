@@ -161,7 +161,8 @@ def export(
             url, key = credentials(from_url, apikey)
             make_source = partial(http_source, url, key, timeout=timeout, max_connections=concurrency)
         else:
-            make_source = partial(StoreSource, store_address(store, blobs))
+            # A --ray shard reads its pages itself: the shards already take one CPU each.
+            make_source = partial(StoreSource, store_address(store, blobs), page_process=ray is None)
         if ray is not None:
             from engine.scaleout.command import export_on_ray
 

@@ -269,3 +269,12 @@ def test_pages_join_into_frames_of_bounded_bytes(store):
         assert _comparable(pages) == _comparable(reader.iter_pages(version.id, content=PageContent.BYTES))
     finally:
         reader.close()
+
+
+def test_a_source_told_not_to_reads_its_pages_itself(demo, tmp_path: Path):
+    root, made = demo
+    d = made[0]
+    source = StoreSource(root, page_process_from=0, page_process=False)
+    run_export(lambda: source, d.dataset_id, d.version_id, FileSink(tmp_path / "a.zip"), ExportOptions(format=d.format))
+    assert source.page_reader_peak_rss_kib is None
+    assert check_archive(tmp_path / "a.zip")
