@@ -21,6 +21,7 @@ is a smoke test of the whole harness in a few seconds.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -79,14 +80,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _portable(argv: list[str], cache: Path) -> list[str]:
-    """The command as anyone can read it: no interpreter or cache path of this machine."""
-    cache_prefix = str(cache.resolve())
+    """The command as anyone can read it: no interpreter or cache path of this machine.
+
+    The cache is matched as given and as resolved (it may be a symbolic link to a shared one);
+    other paths in the checkout (Datumaro's interpreter) are given relative to it.
+    """
+    prefixes = sorted({os.path.abspath(cache), str(cache.resolve())}, key=len, reverse=True)
+    checkout = str(Path(__file__).resolve().parent.parent) + os.sep
     out = []
     for arg in argv:
         if arg == sys.executable:
             arg = "python"
-        elif arg.startswith(cache_prefix):
-            arg = "<cache>" + arg[len(cache_prefix) :]
+        elif prefix := next((p for p in prefixes if arg.startswith(p)), None):
+            arg = "<cache>" + arg[len(prefix) :]
+        elif arg.startswith(checkout):
+            arg = arg[len(checkout) :]
         out.append(arg)
     return out
 
