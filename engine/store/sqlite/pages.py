@@ -110,13 +110,19 @@ class PageReads(CatalogReads):
         snapshot (a read transaction, ended when the iterator is exhausted
         or closed).
         """
+        splits, unsplit = self._target(version_id, split_ids, include_unsplit, page_size, start, stop)
+        return self._pages(version_id, splits, PageContent(content), unsplit, page_size, start, stop)
+
+    def _target(
+        self, version_id: str, split_ids: list[str] | None, include_unsplit: bool | None,
+        page_size: int, start: int, stop: int | None,
+    ) -> tuple[list[DatasetSplit], bool]:
+        """The splits and whether the unsplit items follow, after checking the arguments (NotFound, InvalidInput)."""
         if page_size < 1:
             raise InvalidInput(f"page_size must be at least 1, got {page_size}")
         if start < 0 or (stop is not None and stop < start):
             raise InvalidInput(f"invalid occurrence range {start}..{stop}")
-        splits = self._export_splits(version_id, split_ids)
-        unsplit = _with_unsplit(split_ids, include_unsplit)
-        return self._pages(version_id, splits, PageContent(content), unsplit, page_size, start, stop)
+        return self._export_splits(version_id, split_ids), _with_unsplit(split_ids, include_unsplit)
 
     def _pages(
         self,
@@ -155,12 +161,7 @@ class PageReads(CatalogReads):
         """
         from engine.store.sqlite.page_process import PageProcess
 
-        if page_size < 1:
-            raise InvalidInput(f"page_size must be at least 1, got {page_size}")
-        if start < 0 or (stop is not None and stop < start):
-            raise InvalidInput(f"invalid occurrence range {start}..{stop}")
-        splits = self._export_splits(version_id, split_ids)
-        unsplit = _with_unsplit(split_ids, include_unsplit)
+        splits, unsplit = self._target(version_id, split_ids, include_unsplit, page_size, start, stop)
         content = PageContent(content)
         inline = content is PageContent.BYTES and not self.blobs.packed
         process = PageProcess(
