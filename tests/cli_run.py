@@ -38,13 +38,20 @@ def big_store(root: Path, items: int) -> tuple[str, str]:
 def export_until_it_writes(
     root: Path, dataset_id: str, version_id: str, out_dir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
-    """``dsexport export`` of a version into ``out_dir/a.zip``, returned once its ``.partial`` file has bytes."""
+    """``dsexport export`` of a version into ``out_dir/a.zip``, returned once its ``.partial`` file has bytes.
+
+    The export starts with SIGHUP at its default, as from a terminal, even when
+    these tests run under ``nohup`` (an ignored SIGHUP is inherited, and the
+    command rightly keeps ignoring it).
+    """
+    import signal
     import time
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "export", "--store", str(root), dataset_id, version_id,
          "-f", "folders", "-o", str(out_dir / "a.zip"), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while not any(p.name.endswith(".partial") and p.stat().st_size > 0 for p in out_dir.iterdir()):
