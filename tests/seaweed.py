@@ -145,6 +145,10 @@ def start_seaweed(
     args = [
         weed_binary(), "mini", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        # Every bucket is a collection that grows volumes of its own, and by default the volume count is
+        # capped at free disk / 128 MB: a test session of ~60 buckets then ran out of volumes on a fuller
+        # disk. Volumes are not preallocated, so a high cap costs no disk.
+        "-volume.max=2000",
     ]
     for n, name in enumerate(_PORT_OPTIONS):
         args += [f"-{name}.port={ports[2 * n]}", f"-{name}.port.grpc={ports[2 * n + 1]}"]
