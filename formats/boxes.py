@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import ClassVar
 
 from engine.errors import InvalidInput
-from engine.model import Label
+from engine.model import ContentType, Dataset, Label
 from formats.base import ExportItem
 from formats.coordinates import Box, parse_box
 
@@ -72,9 +73,17 @@ class BoxReader:
 
 
 class CountsBoxes:
-    """The counts every box format reports (the export summary reads them), from its ``_boxes`` reader."""
+    """What every box format is: images only, their content written, image-level labels left out;
+    and the counts it reports (the export summary reads them), from its ``_boxes`` reader."""
 
+    content_types: ClassVar[frozenset[str]] = frozenset({ContentType.IMAGES.value})
+    #: A box format: image-level labels are left out (the server's notes read this).
+    boxes_only: ClassVar[bool] = True
     _boxes: BoxReader
+
+    @classmethod
+    def needs_content(cls, dataset: Dataset) -> bool:
+        return True
 
     @property
     def image_labels_left_out(self) -> int:

@@ -68,7 +68,7 @@ from typing import Any, ClassVar
 import msgspec
 
 from engine.errors import InvalidInput
-from engine.model import ContentType, Dataset, DatasetSplit
+from engine.model import DatasetSplit
 from formats.base import Blob, Content, Entry, ExportContext, ExportItem, Spool
 from formats.boxes import BoxReader, CountsBoxes, num
 from formats.paths import UniquePaths, file_name, safe_component, split_stem
@@ -138,15 +138,8 @@ class CocoFormat(CountsBoxes):
     """``annotations/instances_<split>.json`` and ``images/<split>/``; see the module docstring."""
 
     name: ClassVar[str] = "coco"
-    content_types: ClassVar[frozenset[str]] = frozenset({ContentType.IMAGES.value})
-    #: A box format: image-level labels are left out (``formats.boxes``).
-    boxes_only: ClassVar[bool] = True
     #: Items in a split need their image size (``--skip-missing`` skips those without, the engine's part).
     needs_sizes: ClassVar[bool] = True
-
-    @classmethod
-    def needs_content(cls, dataset: Dataset) -> bool:
-        return True
 
     def __init__(self, ctx: ExportContext) -> None:
         self._ctx = ctx

@@ -78,7 +78,7 @@ from typing import ClassVar
 import yaml
 
 from engine.errors import InvalidInput
-from engine.model import ContentType, Dataset, DatasetSplit
+from engine.model import DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem
 from formats.boxes import BoxReader, CountsBoxes
 from formats.coordinates import parse_box
@@ -113,13 +113,6 @@ class UltralyticsFormat(CountsBoxes):
     """``data.yaml``, ``images/<split>/``, ``labels/<split>/``; see the module docstring."""
 
     name: ClassVar[str] = "ultralytics"
-    content_types: ClassVar[frozenset[str]] = frozenset({ContentType.IMAGES.value})
-    #: A box format: image-level labels are left out (``formats.boxes``).
-    boxes_only: ClassVar[bool] = True
-
-    @classmethod
-    def needs_content(cls, dataset: Dataset) -> bool:
-        return True
 
     def __init__(self, ctx: ExportContext) -> None:
         self._ctx = ctx

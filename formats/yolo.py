@@ -79,7 +79,7 @@ from typing import ClassVar
 
 import msgspec
 
-from engine.model import ContentType, Dataset, DatasetSplit
+from engine.model import DatasetSplit
 from formats.base import Entry, ExportContext, ExportItem, Spool
 from formats.boxes import BoxReader, CountsBoxes
 from formats.paths import UniquePaths, file_name, safe_component, split_ext, split_stem
@@ -114,13 +114,6 @@ class YoloFormat(CountsBoxes):
     """Flat YOLO v4 layout; see the module docstring."""
 
     name: ClassVar[str] = "yolo"
-    content_types: ClassVar[frozenset[str]] = frozenset({ContentType.IMAGES.value})
-    #: A box format: image-level labels are left out (``formats.boxes``).
-    boxes_only: ClassVar[bool] = True
-
-    @classmethod
-    def needs_content(cls, dataset: Dataset) -> bool:
-        return True
 
     def __init__(self, ctx: ExportContext) -> None:
         self._ctx = ctx
